@@ -1,0 +1,34 @@
+"Repository checks that are not notebook tests: the README agrees with nbs/index.ipynb, the exported package is current."
+import importlib.util, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _load_readme_tool():
+    spec = importlib.util.spec_from_file_location('readme_tool', ROOT/'.ci'/'readme.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+def test_readme_matches_index_notebook():
+    text = _load_readme_tool().render()
+    assert (ROOT/'README.md').read_text() == text, 'README.md is out of date: run `python .ci/readme.py`'
+
+def test_readme_has_the_two_commands():
+    readme = (ROOT/'README.md').read_text()
+    blocks = [b.strip() for b in readme.split('```sh')[1:]]
+    cmds = [b.split('```')[0].strip() for b in blocks]
+    assert len(cmds) == 2, cmds
+    assert 'pip install' in cmds[0] and 'pytest' in cmds[1]
+
+def test_package_is_exported_from_notebooks(tmp_path):
+    "`nbdev_export` into a scratch copy must reproduce the committed package byte for byte."
+    import shutil
+    for p in ('nbs', 'knowledge_adaptation', 'settings.ini'):
+        src = ROOT/p
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path/p)
+    subprocess.run([sys.executable, '-c', 'from nbdev.doclinks import nbdev_export; nbdev_export()'],
+                   cwd=tmp_path, check=True, capture_output=True)
+    for f in sorted((ROOT/'knowledge_adaptation').glob('*.py')):
+        assert (tmp_path/'knowledge_adaptation'/f.name).read_text() == f.read_text(), f'{f.name} differs from its notebook: run nbdev_export'
+    new = {f.name for f in (tmp_path/'knowledge_adaptation').glob('*.py')} - {f.name for f in (ROOT/'knowledge_adaptation').glob('*.py')}
+    assert not new, f'notebooks export modules that are not committed: {new}'
