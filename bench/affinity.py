@@ -5,9 +5,10 @@
 
 Each (impl, m) runs in a fresh subprocess so that its peak resident memory (Linux VmHWM) is its own; "extra memory" is
 the peak minus the resident size just before the loss was called (inputs already allocated, after one warm-up step
-so that one-time buffers of the BLAS and thread pools are not counted). The child runs with a
-fixed glibc mmap threshold (MALLOC_MMAP_THRESHOLD_) so that freed tensors go back to the system and the peak resident
-size follows the peak of live tensors, not what the allocator happens to keep. Dense is skipped where
+so that one-time buffers of the BLAS and thread pools are not counted). Memory is measured
+in a second child with a fixed glibc mmap threshold (MALLOC_MMAP_THRESHOLD_), so that freed tensors go back to the
+system and the peak resident size follows the peak of live tensors, not what the allocator happens to keep; times
+come from a child with the allocator as it is (returning every buffer to the system would slow the timed code down). Dense is skipped where
 its estimated need exceeds --dense-max-gib. Times are medians of --reps runs after one warm-up."""
 import argparse, json, os, subprocess, sys, time, statistics
 
@@ -61,11 +62,18 @@ def agreement(m, c, dtype):
         out.append((l.detach(), fs.grad, ft.grad))
     return max(((a - b).abs().max() / b.abs().max()).item() for a, b in zip(out[1], out[0]))
 
-def run(impl, m, c, reps, acc):
+def _child(impl, m, c, reps, acc, env):
     r = subprocess.run([sys.executable, __file__, '--child', impl, str(m), str(c), str(reps), acc],
-                       capture_output=True, text=True, env=dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536'))
+                       capture_output=True, text=True, env=env)
     if r.returncode: return dict(impl=impl, m=m, error=r.stderr.strip().splitlines()[-1])
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+def run(impl, m, c, reps, acc):
+    "Time with the allocator as it is; memory in a second child whose allocator returns freed memory at once."
+    timed = _child(impl, m, c, reps, acc, dict(os.environ))
+    if 'error' in timed: return timed
+    mem = _child(impl, m, c, 1, acc, dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536'))
+    return dict(timed, extra_mib=mem.get('extra_mib', float('nan')))
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
