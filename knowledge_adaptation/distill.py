@@ -8,7 +8,7 @@ __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', '
            'distrib', 'Preset', 'get_preset', 'teacher_learner', 'evaluate', 'n_epochs', 'reproduce',
            'results_markdown', 'plot_curves', 'plot_predictions', 'plot_affinities', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #f8bd7375
+# %% ../nbs/04_distill.ipynb #b1931199
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -30,7 +30,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig
 
-# %% ../nbs/04_distill.ipynb #98e9f785
+# %% ../nbs/04_distill.ipynb #82636b74
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -44,7 +44,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #fa37f0ab
+# %% ../nbs/04_distill.ipynb #12ed5e9b
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -57,7 +57,7 @@ def check_translator(teacher, encoder):
     if teacher.feature_channels != encoder.in_ch:
         raise ValueError(f"teacher feature has {teacher.feature_channels} channels but the encoder expects {encoder.in_ch}")
 
-# %% ../nbs/04_distill.ipynb #011f0b79
+# %% ../nbs/04_distill.ipynb #10ba9419
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -72,7 +72,7 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #4202d13f
+# %% ../nbs/04_distill.ipynb #14267028
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(Callback):
@@ -159,7 +159,7 @@ class KADistill(Callback):
         self.t_hook = self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #c250a706
+# %% ../nbs/04_distill.ipynb #43789b8c
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
@@ -189,7 +189,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #035b982c
+# %% ../nbs/04_distill.ipynb #47404411
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -209,7 +209,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #d0b5398d
+# %% ../nbs/04_distill.ipynb #a04d97f7
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -263,7 +263,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #761ded13
+# %% ../nbs/04_distill.ipynb #d950f5f8
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -281,7 +281,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #785fec91
+# %% ../nbs/04_distill.ipynb #61f9f5d1
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -324,7 +324,7 @@ def get_preset(name:str='cpu', **overrides) -> Preset:
     if name not in PRESETS: raise ValueError(f'unknown preset {name!r}; valid presets: {", ".join(PRESETS)}')
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
-# %% ../nbs/04_distill.ipynb #d1e79ed2
+# %% ../nbs/04_distill.ipynb #6aaf6ca8
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -339,7 +339,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #92a04e7f
+# %% ../nbs/04_distill.ipynb #1f839d82
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -410,7 +410,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #ae488ec0
+# %% ../nbs/04_distill.ipynb #40b9fba9
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -480,7 +480,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #b54fad99
+# %% ../nbs/04_distill.ipynb #e5d43ff1
 from fastcore.script import call_parse, Param
 
 @call_parse
