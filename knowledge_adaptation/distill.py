@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'check_classes', 'KAStudent', 'KADistill',
-           'KALearner', 'student_config', 'load_student', 'EpochSeed', 'EpochCheckpoint', 'fit_resumable', 'distrib',
-           'Preset', 'get_preset', 'teacher_learner', 'evaluate', 'n_epochs', 'reproduce', 'results_markdown',
+           'KALearner', 'student_config', 'load_student', 'EpochSeed', 'EpochCheckpoint', 'fit_resumable',
+           'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'teacher_learner', 'evaluate', 'n_epochs',
+           'preset_dls', 'train_teacher', 'train_translator', 'train_student', 'reproduce', 'results_markdown',
            'plot_curves', 'plot_predictions', 'plot_affinities', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #3774aaae
+# %% ../nbs/04_distill.ipynb #2dc5eb43
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np, torch
 from torch import nn, Tensor
 from fastcore.basics import store_attr, listify, patch
 from fastai.learner import Learner
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.hook import hook_output
 from fastai.callback.schedule import ParamScheduler
 from fastai.losses import CrossEntropyLossFlat
@@ -31,7 +32,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig
 
-# %% ../nbs/04_distill.ipynb #94c4d69e
+# %% ../nbs/04_distill.ipynb #536c4812
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -45,7 +46,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #c0c907a7
+# %% ../nbs/04_distill.ipynb #f61ae775
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -53,7 +54,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #f9037338
+# %% ../nbs/04_distill.ipynb #159eadaa
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -68,19 +69,19 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #cde59684
+# %% ../nbs/04_distill.ipynb #7fd5af49
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(TeacherFeatures):
     "Add the weighted distillation `weights` ({term: weight}) to the cross-entropy, with frozen `teacher` and `encoder`."
     order = 55  # before_fit after Recorder's (50), so the term columns join its table, and before ProgressCallback's (60)
     def __init__(self, teacher:nn.Module=None, encoder:KnowledgeTranslator=None, weights:dict=None, T:float=4.,
-                 p:float=1, q:float=2, per_image:bool=False, squared_aff:bool=False, aff_target:str='code'):
+                 p:float=1, q:float=2, per_image:bool=False, channel_mean:bool=False, squared_aff:bool=False, aff_target:str='code'):
         weights = {k: float(v) for k, v in (weights or {}).items() if v}
         if unknown := set(weights) - set(TERMS): raise ValueError(f'unknown distillation terms {sorted(unknown)}; valid: {TERMS}')
         if aff_target not in ('code', 'feature'): raise ValueError(f"aff_target must be 'code' or 'feature', got {aff_target!r}")
         super().__init__(teacher, on_valid=False)      # the teacher runs on training batches only
-        store_attr('encoder,weights,T,p,q,per_image,squared_aff,aff_target')
+        store_attr('encoder,weights,T,p,q,per_image,channel_mean,squared_aff,aff_target')
         if self.needs_teacher and teacher is None: raise ValueError(f'terms {sorted(weights)} need a teacher')
         if self.needs_code and encoder is None: raise ValueError("'adapt' and 'aff' need the translator's encoder")
         self.s_hook = None
@@ -117,7 +118,7 @@ class KADistill(TeacherFeatures):
 
     def _term(self, k:str) -> Tensor:
         feats, z = self._ka_model().feats, self.code
-        if k == 'adapt': return adapt_loss(z, align_to(feats['adapt'], z), self.p, self.q, self.per_image)
+        if k == 'adapt': return adapt_loss(z, align_to(feats['adapt'], z), self.p, self.q, self.per_image, self.channel_mean)
         if k == 'aff':
             if self.aff_target == 'feature': return affinity_loss(feats['aff'], align_to(self.teacher_feature, feats['aff']), self.squared_aff)
             return affinity_loss(align_to(feats['aff'], z), z, self.squared_aff)
@@ -151,12 +152,13 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #b09c1d4d
+# %% ../nbs/04_distill.ipynb #8c214d7e
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
                  beta:float=50., gamma:float=1., terms=('adapt', 'aff'), T:float=4., kd_weight:float=1.,
-                 fitnet_weight:float=1., aff_ch:int=None, squared_aff:bool=False, per_image:bool=False, aff_target:str='code',
+                 fitnet_weight:float=1., aff_ch:int=None, squared_aff:bool=False, per_image:bool=False, channel_mean:bool=True,
+                 aff_target:str='code',
                  lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9, metrics=None, cbs=None, **kwargs):
         terms = tuple(listify(terms))
         if unknown := set(terms) - set(TERMS): raise ValueError(f'unknown distillation terms {sorted(unknown)}; valid: {TERMS}')
@@ -172,7 +174,8 @@ class KALearner(HookedLearner):
         if 'fitnet' in terms:
             if teacher is None: raise ValueError("'fitnet' needs a teacher")
             heads['fitnet'] = FitNetRegressor(student.feature_channels, teacher.feature_channels)
-        self.distill = KADistill(teacher, encoder, weights, T=T, per_image=per_image, squared_aff=squared_aff, aff_target=aff_target)
+        self.distill = KADistill(teacher, encoder, weights, T=T, per_image=per_image, channel_mean=channel_mean,
+                                 squared_aff=squared_aff, aff_target=aff_target)
         n = getattr(dls, 'n_classes', student.num_classes)
         super().__init__(dls, KAStudent(student, heads), loss_func=seg_loss(), opt_func=sgd(mom), lr=lr, wd=wd,
                          metrics=listify(metrics) or [MeanIoU(n)],
@@ -181,7 +184,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #28cc3692
+# %% ../nbs/04_distill.ipynb #a5fe6bce
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -201,7 +204,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #6aae8ca0
+# %% ../nbs/04_distill.ipynb #9a78a470
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -255,7 +258,29 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #d1c88bd6
+# %% ../nbs/04_distill.ipynb #7c9dc860
+class _GradProbe(Callback):
+    "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
+    order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
+    def after_loss(self):
+        d = self.learn.distill
+        params = [p for p in self.learn.student.backbone.parameters() if p.requires_grad]
+        terms = {'ce': self.learn.loss_grad, **{k: d.weights[k] * d._term(k) for k in d.weights}}
+        def norm(v):
+            gs = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
+            return float(torch.sqrt(sum(g.pow(2).sum() for g in gs if g is not None)))
+        self.norms = {k: norm(v) for k, v in terms.items()}
+        raise CancelFitException()
+
+def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
+    "Norm of the gradient each weighted loss term sends into the student's backbone, for one training batch (weights unchanged)."
+    state = {k: v.clone() for k, v in learn.model.state_dict().items()}   # the forward pass updates BN statistics
+    probe = _GradProbe()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=[EpochSeed(seed), probe])
+    learn.model.load_state_dict(state)
+    return probe.norms
+
+# %% ../nbs/04_distill.ipynb #597f52df
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -273,7 +298,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #e9ba2b89
+# %% ../nbs/04_distill.ipynb #859c20ae
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -301,9 +326,12 @@ class Preset:
     mom:float = 0.9
     beta:float = 50.
     gamma:float = 1.
+    adapt_channel_mean:bool = True  # L_adapt averaged over the code's channels too (`adapt_loss`; see 'The scale of L_adapt')
     n_train:int = 800             # embedded dataset only: training images,
     n_valid:int = 200             # validation images,
-    scene_size:int = 128          # and the side of its (square) images
+    scene_size:int = 128          # the side of its (square) images,
+    scene_colour_jitter:float = 0.15  # its colours (see `SceneConfig.colour_jitter`; None: at random)
+    scene_seed:int = 0            # and the seed of its samples (another seed: disjoint training and validation images)
 
 PRESETS = {
     'cpu': Preset('cpu'),
@@ -316,7 +344,7 @@ def get_preset(name:str='cpu', **overrides) -> Preset:
     if name not in PRESETS: raise ValueError(f'unknown preset {name!r}; valid presets: {", ".join(PRESETS)}')
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
-# %% ../nbs/04_distill.ipynb #1184097e
+# %% ../nbs/04_distill.ipynb #128e6810
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -331,7 +359,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #eb55e4f5
+# %% ../nbs/04_distill.ipynb #59c525ca
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -343,42 +371,62 @@ def _complexity(model, size):
     c = count_complexity(model, (1, 3, size, size))
     return dict(gmacs=c['macs'] / 1e9, params_m=c['params'] / 1e6)
 
+def preset_dls(cfg:Preset, root=None):
+    "The `DataLoaders` of `cfg`'s dataset (for the embedded one: its sizes, colours and seed from `cfg`)."
+    kw = dict(n_train=cfg.n_train, n_valid=cfg.n_valid, scene_seed=cfg.scene_seed,
+              scene_config=SceneConfig(size=cfg.scene_size, colour_jitter=cfg.scene_colour_jitter)) if cfg.dataset == 'scenes' else {}
+    return seg_dls(cfg.dataset, root, cfg.crop_size, cfg.bs, num_workers=cfg.num_workers, seed=0, **kw)
+
+def train_teacher(cfg:Preset, dls, folder, log=print):
+    "Stage 0: the teacher of `cfg`, trained (or loaded, or resumed) in `folder`. Returns `(teacher, stage state)`."
+    set_seed(0)
+    teacher = DeepLabV3Plus(dls.n_classes, cfg.teacher_backbone, cfg.teacher_stride, cfg.pretrained_backbone, feature=cfg.teacher_feature)
+    log(f'teacher: DeepLabV3+ {cfg.teacher_backbone}, output stride {cfg.teacher_stride}')
+    learn = teacher_learner(dls, teacher, cfg.teacher_lr, cfg.wd, cfg.mom)
+    return teacher, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.teacher_epochs), folder, seed=0)
+
+def train_translator(cfg:Preset, dls, teacher:nn.Module, folder, student_stride:int=None, log=print):
+    "Stage 1: the translator from `teacher`'s feature to a latent at `student_stride` (default: `cfg`'s), in `folder`."
+    set_seed(0)
+    strides = translator_strides(teacher.feature_stride, student_stride or cfg.student_stride)
+    tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, strides)
+    log(f'translator: {teacher.feature_channels} -> {cfg.latent_ch} channels, strides {tr.strides}')
+    learn = translator_learner(dls, teacher, tr, cfg.translator_lr, cfg.mom, cfg.translator_wd)
+    return tr, fit_resumable(learn, cfg.translator_epochs, folder, seed=0)
+
+def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTranslator, folder, seed:int=0, terms=(),
+                  student_stride:int=None, log=print, **ka_kwargs):
+    "Stage 2: a student at `student_stride` with the distillation `terms`, seeded by `seed`, in `folder`. Returns `(learn, state)`."
+    set_seed(seed)
+    os_ = student_stride or cfg.student_stride
+    student = MobileNetV2Seg(dls.n_classes, os_, cfg.width_mult, cfg.pretrained_backbone)
+    log(f'student, seed {seed}: MobileNetV2 output stride {os_}, terms {", ".join(terms) or "none"} -> {folder}')
+    learn = KALearner(dls, student, teacher, translator, cfg.beta, cfg.gamma, terms=terms, lr=cfg.student_lr, wd=cfg.wd,
+                      mom=cfg.mom, channel_mean=cfg.adapt_channel_mean, **ka_kwargs)
+    return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed)
+
 def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, root=None, log=print, **overrides) -> dict:
     "Run teacher -> translator -> baseline and KA students (`seeds` seeds) -> evaluation; write the results to `out`."
     cfg = get_preset(preset, dataset=dataset, **overrides)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     is_main = rank_distrib() == 0
     if is_main: _write_json(out/'config.json', dict(asdict(cfg), seeds=seeds, root=str(root) if root else None))
-    data_kw = dict(n_train=cfg.n_train, n_valid=cfg.n_valid, scene_config=SceneConfig(size=cfg.scene_size)) if cfg.dataset == 'scenes' else {}
-    dls = seg_dls(cfg.dataset, root, cfg.crop_size, cfg.bs, num_workers=cfg.num_workers, seed=0, **data_kw)
+    dls = preset_dls(cfg, root)
     n, n_train = dls.n_classes, len(dls.train.dataset)
     crop = dls.train.one_batch()[0].shape[-1]
     log(f'dataset {cfg.dataset}: {n_train} training / {len(dls.valid.dataset)} validation images, {n} classes, crop {crop}')
     stages = {}
-    # stage 0: the teacher
-    set_seed(0)
-    teacher = DeepLabV3Plus(n, cfg.teacher_backbone, cfg.teacher_stride, cfg.pretrained_backbone, feature=cfg.teacher_feature)
-    log(f'teacher: DeepLabV3+ {cfg.teacher_backbone}, output stride {cfg.teacher_stride}')
-    stages['teacher'] = fit_resumable(teacher_learner(dls, teacher, cfg.teacher_lr, cfg.wd, cfg.mom),
-                                      n_epochs(cfg, n_train, cfg.teacher_epochs), out/'teacher', seed=0)
-    # stage 1: the translator
-    set_seed(0)
-    tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, translator_strides(teacher.feature_stride, cfg.student_stride))
-    log(f'translator: {teacher.feature_channels} -> {cfg.latent_ch} channels, strides {tr.strides}')
-    stages['translator'] = fit_resumable(translator_learner(dls, teacher, tr, cfg.translator_lr, cfg.mom, cfg.translator_wd),
-                                         cfg.translator_epochs, out/'translator', seed=0)
+    teacher, stages['teacher'] = train_teacher(cfg, dls, out/'teacher', log)
+    tr, stages['translator'] = train_translator(cfg, dls, teacher, out/'translator', log=log)
     if is_main: save_encoder(tr, out/'encoder.pth')
     # stage 2: the students, baseline and KA, with the same seeds
     runs, models = {'baseline': [], 'ka': []}, {}
     for seed in range(seeds):
         for kind, terms in (('baseline', ()), ('ka', ('adapt', 'aff'))):
-            set_seed(seed)
-            student = MobileNetV2Seg(n, cfg.student_stride, cfg.width_mult, cfg.pretrained_backbone)
-            log(f'{kind} student, seed {seed}: MobileNetV2 output stride {cfg.student_stride}, terms {terms or "none"}')
-            learn = KALearner(dls, student, teacher, tr, cfg.beta, cfg.gamma, terms=terms, lr=cfg.student_lr, wd=cfg.wd, mom=cfg.mom)
-            st = stages[f'{kind}_seed{seed}'] = fit_resumable(learn, n_epochs(cfg, n_train, cfg.student_epochs), out/f'{kind}_seed{seed}', seed)
-            runs[kind].append(dict(seed=seed, seconds=st['seconds'], **evaluate(student, dls)))
-            if seed == 0: models[kind] = student; learn.export_student(out/f'{kind}_student.pth')
+            learn, st = train_student(cfg, dls, teacher, tr, out/f'{kind}_seed{seed}', seed, terms, log=log)
+            stages[f'{kind}_seed{seed}'] = st
+            runs[kind].append(dict(seed=seed, seconds=st['seconds'], **evaluate(learn.student, dls)))
+            if seed == 0: models[kind] = learn.student; learn.export_student(out/f'{kind}_student.pth')
     t_eval = evaluate(teacher, dls)
     res = dict(config=asdict(cfg), seeds=seeds, crop=crop, dataset=dict(name=cfg.dataset, n_train=n_train, n_valid=len(dls.valid.dataset),
                                                                      class_names=list(dls.class_names)),
@@ -402,7 +450,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #64959674
+# %% ../nbs/04_distill.ipynb #c1b2295b
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -472,7 +520,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #76d5acee
+# %% ../nbs/04_distill.ipynb #75f02138
 from fastcore.script import call_parse, Param
 
 @call_parse
