@@ -7,7 +7,7 @@ __all__ = ['ROWS', 'STRIDE_PAIRS', 'PAPER', 'PAPER_NOTES', 'ABLATION_PRESETS', '
            'run_path', 'check_config', 'ablate', 'paired_diff', 'ablation_results', 'paper_comparisons',
            'comparison_lines', 'ablation_markdown', 'plot_miou_vs_gmacs', 'ka_ablate']
 
-# %% ../nbs/05_ablations.ipynb #00aad472
+# %% ../nbs/05_ablations.ipynb #6ad6b670
 import json, math, time
 from dataclasses import dataclass, asdict, replace
 from functools import cache
@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
 from fastai.torch_core import rank_distrib, distrib_barrier
-from .distill import (Preset, PRESETS, TERMS, preset_dls, train_teacher, train_translator,
+from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teacher, train_translator,
                                           train_student, evaluate, _write_json, _mean_std, _complexity)
-from .data import DATASETS
 from .models import DeepLabV3Plus, MobileNetV2Seg
 
-# %% ../nbs/05_ablations.ipynb #3f2c8bbb
+# %% ../nbs/05_ablations.ipynb #9a83fc42
 @dataclass(frozen=True)
 class AblationRow:
     "A row of the table: a student at output stride `stride` trained with the distillation `terms`."
@@ -37,7 +36,7 @@ class AblationRow:
     @property
     def ka_kwargs(self) -> dict: return dict(T=self.T, aff_target=self.aff_target)
 
-# %% ../nbs/05_ablations.ipynb #a0e1abfb
+# %% ../nbs/05_ablations.ipynb #038861f7
 _METHOD = ('adapt', 'aff')
 
 ROWS = {
@@ -60,7 +59,7 @@ def pick_rows(rows=None) -> list:
     if not names: raise ValueError(f'no rows given; valid rows: {", ".join(ROWS)}')
     return [r for r in ROWS if r in names]
 
-# %% ../nbs/05_ablations.ipynb #5a267b1a
+# %% ../nbs/05_ablations.ipynb #67c7a41b
 PAPER = dict(
     cityscapes_test=(70.2, 72.7),   # mIoU (%) of the MobileNetV2 student (OS16) without -> with the method, Cityscapes test
     method_minus_fitnet=1.2,        # mIoU points by which the method beats FitNet (hyper-parameters fixed)
@@ -73,7 +72,7 @@ PAPER_NOTES = {  # the paper's figure beside each row of the table
     'os4_baseline': 'below OS16 + method, which needs ~8% of its FLOPs',
 }
 
-# %% ../nbs/05_ablations.ipynb #ca1d8c20
+# %% ../nbs/05_ablations.ipynb #9daea165
 ABLATION_PRESETS = {
     'cpu': replace(PRESETS['cpu'], name='ablation-cpu', crop_size=64, scene_size=96, bs=16, n_train=384, n_valid=64,
                    teacher_epochs=12, student_epochs=4),
@@ -82,12 +81,9 @@ ABLATION_PRESETS = {
 
 def ablation_preset(name:str='cpu', **overrides) -> Preset:
     "The preset `name` of `ABLATION_PRESETS` with `overrides` (those that are None ignored), its dataset checked."
-    if name not in ABLATION_PRESETS: raise ValueError(f'unknown preset {name!r}; valid presets: {", ".join(ABLATION_PRESETS)}')
-    cfg = replace(ABLATION_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
-    if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
-    return cfg
+    return get_preset(name, ABLATION_PRESETS, **overrides)
 
-# %% ../nbs/05_ablations.ipynb #288a09a6
+# %% ../nbs/05_ablations.ipynb #17b4c333
 def run_path(out, name:str, seed:int) -> Path: return Path(out)/'runs'/f'{name}_seed{seed}.json'
 
 def _read_json(path:Path): return json.loads(Path(path).read_text())
@@ -143,7 +139,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
         fig = plot_miou_vs_gmacs(res); fig.savefig(out/'miou_vs_gmacs.png', dpi=90); plt.close(fig)
     return res
 
-# %% ../nbs/05_ablations.ipynb #090aff97
+# %% ../nbs/05_ablations.ipynb #2d55d35f
 def paired_diff(rows:dict, a:str, b:str) -> dict:
     "mIoU of row `a` minus row `b` in points, paired by seed: mean, standard error (None for one seed) and seeds."
     ma, mb = ({r['seed']: r['miou'] for r in rows[k]['runs']} for k in (a, b))
@@ -154,7 +150,7 @@ def paired_diff(rows:dict, a:str, b:str) -> dict:
 def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     "The table from `out/runs`: per row, mIoU mean and std over seeds, training time, GMACs and parameters."
     out, n = Path(out), dls.n_classes
-    crop = dls.train.one_batch()[0].shape[-1]
+    crop = dls.crop_size
     cost = {s: _complexity(MobileNetV2Seg(n, s, cfg.width_mult), crop) for s in sorted({ROWS[k].stride for k in names})}
     rows = {}
     for name in names:
@@ -175,7 +171,7 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     res['comparisons'] = paper_comparisons(rows)
     return res
 
-# %% ../nbs/05_ablations.ipynb #4384decf
+# %% ../nbs/05_ablations.ipynb #479d922f
 def _fmt_diff(d:dict, unit:str=' mIoU points') -> str:
     if d['delta'] is None: return 'n/a'
     return f"{d['delta']:+.1f}" + (f" ± {d['se']:.1f}" if d['se'] is not None else '') + unit
@@ -219,7 +215,7 @@ def comparison_lines(res:dict) -> list:
         lines.append(f"{c['claim']} = {c['measured']} (paper: {c['paper'] or 'no verified figure'}){verdict}{noise}")
     return lines
 
-# %% ../nbs/05_ablations.ipynb #3a6712a3
+# %% ../nbs/05_ablations.ipynb #4742381b
 def ablation_markdown(res:dict) -> str:
     "The table of `ablate` in markdown, with the paper's verified figures and the comparisons with its claims."
     s, pct = res['seeds'], lambda v: f'{100 * v:.1f}'
@@ -251,7 +247,7 @@ def ablation_markdown(res:dict) -> str:
     return ('\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n\n**Against the paper**\n\n'
             + '\n'.join(f'- {l}' for l in comparison_lines(res)) + '\n')
 
-# %% ../nbs/05_ablations.ipynb #61491e1e
+# %% ../nbs/05_ablations.ipynb #e46965ac
 def plot_miou_vs_gmacs(res:dict):
     "mIoU against GMACs for the strides 16, 8, 4: baseline and method, two lines; the teacher as a star."
     import matplotlib.pyplot as plt
@@ -274,7 +270,7 @@ def plot_miou_vs_gmacs(res:dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_ablations.ipynb #2fe2025a
+# %% ../nbs/05_ablations.ipynb #78782bd7
 @call_parse
 def ka_ablate(
     dataset:str=None,        # scenes (embedded, default), voc, cityscapes or context

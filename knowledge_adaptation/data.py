@@ -11,7 +11,7 @@ __all__ = ['DATASETS', 'IGNORE_INDEX', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SCENE_C
            'context_dataset', 'make_voc_fixture', 'make_cityscapes_fixture', 'make_context_fixture', 'SegDataLoader',
            'SegDataLoaders', 'show_seg_batch', 'seg_datasets', 'seg_dls']
 
-# %% ../nbs/08_data.ipynb #8fb42039
+# %% ../nbs/08_data.ipynb #62895ca5
 import math, random, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, replace
@@ -32,13 +32,13 @@ from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device
 
-# %% ../nbs/08_data.ipynb #b3caef09
+# %% ../nbs/08_data.ipynb #3576b4c3
 DATASETS = ('scenes', 'voc', 'cityscapes', 'context')
 IGNORE_INDEX = 255
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# %% ../nbs/08_data.ipynb #1697006c
+# %% ../nbs/08_data.ipynb #b635e998
 def voc_palette(n:int=256) -> np.ndarray:
     "The Pascal VOC colour map: `(n, 3)` uint8, colour `i` built by spreading the bits of `i` over R, G and B."
     pal = np.zeros((n, 3), np.uint8)
@@ -50,7 +50,7 @@ def voc_palette(n:int=256) -> np.ndarray:
         pal[i] = r, g, b
     return pal
 
-# %% ../nbs/08_data.ipynb #a35c4914
+# %% ../nbs/08_data.ipynb #998f5726
 def read_image(path) -> Tensor:
     "Decode the image at `path` to a `(3, H, W)` uint8 tensor; a missing or unreadable file raises an error naming it."
     path = Path(path)
@@ -85,7 +85,7 @@ def apply_lut(raw:np.ndarray, lut:np.ndarray, path='', desc:str='') -> np.ndarra
                          + (f' (expected {desc})' if desc else ''))
     return out.astype(np.uint8)
 
-# %% ../nbs/08_data.ipynb #480302ce
+# %% ../nbs/08_data.ipynb #32762f93
 class RandomScale(v2.Transform):
     "Resize image and mask by one factor drawn uniformly from `scale` (bilinear with antialias for images, nearest for masks)."
     def __init__(self, scale=(0.5, 2.0)):
@@ -115,7 +115,7 @@ class PadTo(v2.Transform):
 
 def _pair(s): return (int(s), int(s)) if isinstance(s, (int, np.integer)) else tuple(int(o) for o in s)
 
-# %% ../nbs/08_data.ipynb #144c3457
+# %% ../nbs/08_data.ipynb #5205621c
 def _normalize(mean, std):
     return [v2.ToDtype({tv_tensors.Image: torch.float32, 'others': None}, scale=True), v2.Normalize(mean, std)]
 
@@ -132,7 +132,7 @@ def valid_tfms(size=None, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
     "Validation: normalisation only (full size), or padded bottom/right (0 / 255) and center-cropped to `size`."
     return v2.Compose(_normalize(mean, std) + ([PadTo(size)] if size is not None else []))
 
-# %% ../nbs/08_data.ipynb #fad7a6b5
+# %% ../nbs/08_data.ipynb #ffaf2647
 @contextmanager
 def one_thread():
     "Run the block with one torch intra-op thread (restored after): per-item tensors are too small to gain from more."
@@ -169,7 +169,7 @@ class SegDataset(torch.utils.data.Dataset):
     def __getitem__(self, i:int): return self.get(i)
     def __repr__(self): return f'{type(self).__name__}({self.name!r}, {len(self)} items, {self.n_classes} classes)'
 
-# %% ../nbs/08_data.ipynb #4037c3ed
+# %% ../nbs/08_data.ipynb #6baac131
 SCENE_CLASSES = ('background', 'block', 'disc', 'wire', 'dot', 'ring', 'cross', 'friend', 'foe')
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ _SPLITS = {'train': 0, 'valid': 1, 'val': 1, 'test': 2}
 SCENE_GROUPS = (None, 0, 1, 2, 1, 3, 3, 4, 4)          # block | disc, dot | wire | ring, cross | friend, foe
 SCENE_GROUP_RGB = np.array([[.15, .35, .95], [.95, .2, .15], [.95, .9, .15], [.2, .85, .25], [.85, .2, .9]], np.float32)
 
-# %% ../nbs/08_data.ipynb #540bee18
+# %% ../nbs/08_data.ipynb #485f63b3
 def _smooth(rng, size:int, cells:int, ch:int) -> np.ndarray:
     "A smooth random field in [0, 1]: a `(cells+1)^2` random grid upsampled bilinearly to `(size, size, ch)`."
     g = torch.from_numpy(rng.random((1, ch, cells + 1, cells + 1), dtype=np.float32))
@@ -262,7 +262,7 @@ def render_scene(i:int, seed:int=0, split:str='train', cfg:SceneConfig=None, met
     img, mask = (img.clip(0, 1) * 255).round().astype(np.uint8), np.array(cls, np.uint8)[idm]
     return (img, mask, dict(rings=rings, beacons=beacons, tokens=tokens)) if meta else (img, mask)
 
-# %% ../nbs/08_data.ipynb #d3b4ac59
+# %% ../nbs/08_data.ipynb #be524063
 class SceneDataset(SegDataset):
     "`n` procedural scenes of `split` for `seed`, rendered on demand (nothing stored): see `SceneConfig`."
     def __init__(self, n:int=1500, split:str='train', seed:int=0, cfg:SceneConfig=None, tfm=None):
@@ -274,13 +274,13 @@ class SceneDataset(SegDataset):
         img, mask = render_scene(i, self.seed, self.split, self.cfg)
         return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)
 
-# %% ../nbs/08_data.ipynb #5aec2102
+# %% ../nbs/08_data.ipynb #7c263158
 def colorize(mask, palette=None) -> np.ndarray:
     "A label map `(H, W)` as an RGB uint8 image through `palette` (default: the VOC colour map)."
     pal = voc_palette() if palette is None else np.asarray(palette, np.uint8)
     return pal[np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask).astype(np.int64) % 256]
 
-# %% ../nbs/08_data.ipynb #2535a752
+# %% ../nbs/08_data.ipynb #b81869c3
 class FileSegDataset(SegDataset):
     "Images and label PNGs read lazily from `images` and `masks`, labels mapped (and checked) through `lut`."
     def __init__(self, images, masks, lut, n_classes, class_names, palette=None, tfm=None, name='', label_desc=''):
@@ -305,7 +305,7 @@ def _read_ids(path:Path, layout:str):
     if not ids: raise ValueError(f'split file {path} lists no images')
     return ids
 
-# %% ../nbs/08_data.ipynb #8daba15d
+# %% ../nbs/08_data.ipynb #37691963
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
 VOC_LAYOUT = """root/VOCdevkit/VOC2012/
@@ -319,7 +319,7 @@ SBD_LAYOUT = """sbd_root/benchmark_RELEASE/dataset/   (as in benchmark.tgz; or t
     train.txt, val.txt
     cls_png/{id}.png  written once by sbd_to_png"""
 
-# %% ../nbs/08_data.ipynb #ccaafa71
+# %% ../nbs/08_data.ipynb #fdffae71
 def _sbd_dir(sbd_root) -> Path:
     root = Path(sbd_root)
     for d in (root / 'benchmark_RELEASE' / 'dataset', root):
@@ -342,7 +342,7 @@ def sbd_to_png(sbd_root, overwrite:bool=False) -> int:
         Image.fromarray(seg.astype(np.uint8)).save(tmp); tmp.replace(png); n += 1
     return n
 
-# %% ../nbs/08_data.ipynb #67ee0dac
+# %% ../nbs/08_data.ipynb #c426058d
 def voc_dataset(root, split:str='train', sbd_root=None, download:bool=False, tfm=None) -> FileSegDataset:
     "Pascal VOC 2012 `split` ('train', 'val', 'trainval', or 'train_aug' with `sbd_root`) from `root` (holding VOCdevkit)."
     if root is None: raise ValueError(f'voc needs root=, the folder holding VOCdevkit. Expected layout:\n{VOC_LAYOUT}')
@@ -374,7 +374,7 @@ def voc_dataset(root, split:str='train', sbd_root=None, download:bool=False, tfm
     return FileSegDataset(images, masks, label_lut({i: i for i in range(21)}), 21, VOC_CLASSES, voc_palette(), tfm,
                           f'voc/{split}', 'VOC labels 0..20 or 255')
 
-# %% ../nbs/08_data.ipynb #47e0c574
+# %% ../nbs/08_data.ipynb #a34d7d08
 _CS = [c for c in torchvision.datasets.Cityscapes.classes]
 CITYSCAPES_CLASSES = tuple(c.name for c in sorted((c for c in _CS if 0 <= c.train_id < 19), key=lambda c: c.train_id))
 CITYSCAPES_LAYOUT = """root/
@@ -403,7 +403,7 @@ def cityscapes_dataset(root, split:str='train', tfm=None) -> FileSegDataset:
     return FileSegDataset(images, masks, _cityscapes_lut(), 19, CITYSCAPES_CLASSES, _cityscapes_palette(), tfm,
                           f'cityscapes/{split}', 'Cityscapes label ids 0..33')
 
-# %% ../nbs/08_data.ipynb #b418427b
+# %% ../nbs/08_data.ipynb #538648de
 CONTEXT_CLASSES = ('aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book', 'bottle',
     'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling', 'chair', 'cloth', 'computer', 'cow', 'cup', 'curtain', 'dog',
     'door', 'fence', 'floor', 'flower', 'food', 'grass', 'ground', 'horse', 'keyboard', 'light', 'motorbike', 'mountain',
@@ -424,7 +424,7 @@ def context_dataset(root, split:str='train', tfm=None) -> FileSegDataset:
     return FileSegDataset([d / 'JPEGImages' / f'{i}.jpg' for i in ids], [d / 'SegmentationClassContext' / f'{i}.png' for i in ids],
                           lut, 59, CONTEXT_CLASSES, voc_palette(), tfm, f'context/{split}', 'Context labels 0..59 or 255')
 
-# %% ../nbs/08_data.ipynb #4ea12529
+# %% ../nbs/08_data.ipynb #543b5ccb
 def _rand_pair(rng, h, w, labels):
     "A random smooth-ish RGB image and a blocky label map over `labels`, both (h, w)."
     img = (rng.random((h // 4 + 1, w // 4 + 1, 3)) * 255).astype(np.uint8)
@@ -496,7 +496,7 @@ def make_context_fixture(root, n_train:int=4, n_val:int=2, size=(40, 48), seed:i
     (d / 'ImageSets' / 'SegmentationContext' / 'val.txt').write_text('\n'.join(ids[n_train:]) + '\n')
     return root
 
-# %% ../nbs/08_data.ipynb #f718155a
+# %% ../nbs/08_data.ipynb #701ea3aa
 class SegDataLoader(DataLoader):
     "A fastai `DataLoader` over a `SegDataset` whose shuffling and random augmentation are reproducible under `seed`."
     def __init__(self, dataset=None, seed=None, **kwargs):
@@ -510,13 +510,14 @@ class SegDataLoader(DataLoader):
     def create_batch(self, b):
         with one_thread(): return super().create_batch(b)   # collating small items: see `one_thread`
 
-# %% ../nbs/08_data.ipynb #52df652d
+# %% ../nbs/08_data.ipynb #29d9445b
 class SegDataLoaders(DataLoaders):
-    "fastai `DataLoaders` for segmentation: batches `(x, y)`, plus `n_classes`, `class_names`, `ignore_index`, `denorm`."
+    "fastai `DataLoaders` for segmentation: batches `(x, y)`, plus `n_classes`, `class_names`, `ignore_index`, `crop_size`, `denorm`."
     def __init__(self, *loaders, n_classes:int, class_names, palette=None, ignore_index:int=IGNORE_INDEX,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, name:str='', path='.', device=None):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, name:str='', crop_size:int=None, path='.', device=None):
         super().__init__(*loaders, path=path, device=device)
         self.n_classes, self.class_names, self.ignore_index, self.name = n_classes, list(class_names), ignore_index, name
+        self.crop_size = crop_size   # side of the training crops
         self.palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
         self.mean, self.std, self.n_inp = tuple(mean), tuple(std), 1
     def denorm(self, x:Tensor) -> Tensor:
@@ -530,7 +531,7 @@ class SegDataLoaders(DataLoaders):
         return show_seg_batch(self.denorm(x), y, preds, max_n=max_n, palette=self.palette,
                               class_names=self.class_names, ignore_index=self.ignore_index, **kwargs)
 
-# %% ../nbs/08_data.ipynb #e7b489c6
+# %% ../nbs/08_data.ipynb #fddc32c0
 def show_seg_batch(x, y, preds=None, max_n:int=4, palette=None, class_names=None, ignore_index:int=IGNORE_INDEX,
                    figsize=None, legend:bool=True):
     "Images `x` ((B,3,H,W) in [0, 1]), masks `y` and optional `preds` (labels or logits) in rows; returns the figure."
@@ -557,7 +558,7 @@ def show_seg_batch(x, y, preds=None, max_n:int=4, palette=None, class_names=None
     fig.tight_layout(rect=(0, 0.06 if legend else 0, 1, 1))
     return fig
 
-# %% ../nbs/08_data.ipynb #238115ea
+# %% ../nbs/08_data.ipynb #17012f5c
 _DEFAULTS = {  # per dataset: default train crop, validation size, train and valid splits
     'scenes': dict(crop_size=None, valid_size=None, train_split='train', valid_split='valid'),
     'voc': dict(crop_size=513, valid_size=512, train_split='train', valid_split='val'),
@@ -599,4 +600,4 @@ def seg_dls(dataset:str='scenes', root=None, crop_size=None, bs:int=8, valid_bs:
     train = SegDataLoader(train_ds, bs=bs, shuffle=True, drop_last=True, seed=seed, **common)
     valid = SegDataLoader(valid_ds, bs=valid_bs or bs, shuffle=False, drop_last=False, seed=seed + 1, **common)
     return SegDataLoaders(train, valid, n_classes=train_ds.n_classes, class_names=train_ds.class_names,
-                          palette=train_ds.palette, name=dataset, device=device)
+                          palette=train_ds.palette, name=dataset, crop_size=crop_size, device=device)

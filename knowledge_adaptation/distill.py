@@ -9,7 +9,7 @@ __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', '
            'preset_dls', 'train_teacher', 'train_translator', 'train_student', 'reproduce', 'results_markdown',
            'plot_curves', 'plot_predictions', 'plot_affinities', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #a67f53ff
+# %% ../nbs/04_distill.ipynb #af407e18
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -30,9 +30,9 @@ from .autoencoder import (KnowledgeTranslator, freeze, sgd, translator_learner, 
 from .adapter import FeatureAdapter, AffinityAdapter, FitNetRegressor
 from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
-from .data import seg_dls, SceneConfig
+from .data import seg_dls, SceneConfig, DATASETS
 
-# %% ../nbs/04_distill.ipynb #73e0c1dc
+# %% ../nbs/04_distill.ipynb #e50529bc
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -46,7 +46,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #aacfa6db
+# %% ../nbs/04_distill.ipynb #d3c36c8f
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -54,7 +54,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #0f74beb2
+# %% ../nbs/04_distill.ipynb #4c57b8ca
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -69,7 +69,7 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #2145e300
+# %% ../nbs/04_distill.ipynb #0b6e59c0
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(TeacherFeatures):
@@ -152,7 +152,7 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #d9cef2b4
+# %% ../nbs/04_distill.ipynb #0afadfad
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
@@ -184,7 +184,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #3f0b5b18
+# %% ../nbs/04_distill.ipynb #069e8298
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -204,7 +204,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #511c0523
+# %% ../nbs/04_distill.ipynb #d8463412
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -258,7 +258,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #4b3828fb
+# %% ../nbs/04_distill.ipynb #9079e5a3
 class _GradProbe(Callback):
     "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
@@ -280,7 +280,7 @@ def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
     learn.model.load_state_dict(state)
     return probe.norms
 
-# %% ../nbs/04_distill.ipynb #2e1c5b4b
+# %% ../nbs/04_distill.ipynb #2309e55b
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -298,7 +298,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #535505bf
+# %% ../nbs/04_distill.ipynb #217828a0
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -339,12 +339,15 @@ PRESETS = {
                     pretrained_backbone=True, latent_ch=256, iters=30_000, teacher_lr=0.007, student_lr=0.007),
 }
 
-def get_preset(name:str='cpu', **overrides) -> Preset:
-    "The preset `name` with `overrides` (ignoring those that are None)."
-    if name not in PRESETS: raise ValueError(f'unknown preset {name!r}; valid presets: {", ".join(PRESETS)}')
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
+    "The preset `name` of `presets` (default `PRESETS`) with `overrides` (ignoring those that are None), its dataset checked."
+    presets = PRESETS if presets is None else presets
+    if name not in presets: raise ValueError(f'unknown preset {name!r}; valid presets: {", ".join(presets)}')
+    cfg = replace(presets[name], **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
+    return cfg
 
-# %% ../nbs/04_distill.ipynb #acc506e8
+# %% ../nbs/04_distill.ipynb #ff06ab15
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -359,7 +362,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #0e7b6ae8
+# %% ../nbs/04_distill.ipynb #7a9ed8b6
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -413,7 +416,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     if is_main: _write_json(out/'config.json', dict(asdict(cfg), seeds=seeds, root=str(root) if root else None))
     dls = preset_dls(cfg, root)
     n, n_train = dls.n_classes, len(dls.train.dataset)
-    crop = dls.train.one_batch()[0].shape[-1]
+    crop = dls.crop_size
     log(f'dataset {cfg.dataset}: {n_train} training / {len(dls.valid.dataset)} validation images, {n} classes, crop {crop}')
     stages = {}
     teacher, stages['teacher'] = train_teacher(cfg, dls, out/'teacher', log)
@@ -450,7 +453,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #dd67396f
+# %% ../nbs/04_distill.ipynb #c815245d
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -520,7 +523,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #870cf95e
+# %% ../nbs/04_distill.ipynb #fd7cc308
 from fastcore.script import call_parse, Param
 
 @call_parse
