@@ -7,7 +7,7 @@ __all__ = ['ROWS', 'STRIDE_PAIRS', 'PAPER', 'PAPER_NOTES', 'ABLATION_PRESETS', '
            'run_path', 'check_config', 'ablate', 'paired_diff', 'ablation_results', 'paper_comparisons',
            'comparison_lines', 'ablation_markdown', 'plot_miou_vs_gmacs', 'ka_ablate']
 
-# %% ../nbs/05_ablations.ipynb #6ad6b670
+# %% ../nbs/05_ablations.ipynb #c6665f7b
 import json, math, time
 from dataclasses import dataclass, asdict, replace
 from functools import cache
@@ -16,10 +16,10 @@ import numpy as np
 from fastcore.script import call_parse
 from fastai.torch_core import rank_distrib, distrib_barrier
 from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teacher, train_translator,
-                                          train_student, evaluate, _write_json, _mean_std, _complexity)
+                                          train_student, evaluate, write_json, mean_std, model_cost)
 from .models import DeepLabV3Plus, MobileNetV2Seg
 
-# %% ../nbs/05_ablations.ipynb #9a83fc42
+# %% ../nbs/05_ablations.ipynb #7e6147ca
 @dataclass(frozen=True)
 class AblationRow:
     "A row of the table: a student at output stride `stride` trained with the distillation `terms`."
@@ -36,7 +36,7 @@ class AblationRow:
     @property
     def ka_kwargs(self) -> dict: return dict(T=self.T, aff_target=self.aff_target)
 
-# %% ../nbs/05_ablations.ipynb #038861f7
+# %% ../nbs/05_ablations.ipynb #e2af15d8
 _METHOD = ('adapt', 'aff')
 
 ROWS = {
@@ -59,7 +59,7 @@ def pick_rows(rows=None) -> list:
     if not names: raise ValueError(f'no rows given; valid rows: {", ".join(ROWS)}')
     return [r for r in ROWS if r in names]
 
-# %% ../nbs/05_ablations.ipynb #67c7a41b
+# %% ../nbs/05_ablations.ipynb #092ad05e
 PAPER = dict(
     cityscapes_test=(70.2, 72.7),   # mIoU (%) of the MobileNetV2 student (OS16) without -> with the method, Cityscapes test
     method_minus_fitnet=1.2,        # mIoU points by which the method beats FitNet (hyper-parameters fixed)
@@ -72,7 +72,7 @@ PAPER_NOTES = {  # the paper's figure beside each row of the table
     'os4_baseline': 'below OS16 + method, which needs ~8% of its FLOPs',
 }
 
-# %% ../nbs/05_ablations.ipynb #9daea165
+# %% ../nbs/05_ablations.ipynb #2daddce4
 ABLATION_PRESETS = {
     'cpu': replace(PRESETS['cpu'], name='ablation-cpu', crop_size=64, scene_size=96, bs=16, n_train=384, n_valid=64,
                    teacher_epochs=12, student_epochs=4),
@@ -83,7 +83,7 @@ def ablation_preset(name:str='cpu', **overrides) -> Preset:
     "The preset `name` of `ABLATION_PRESETS` with `overrides` (those that are None ignored), its dataset checked."
     return get_preset(name, ABLATION_PRESETS, **overrides)
 
-# %% ../nbs/05_ablations.ipynb #17b4c333
+# %% ../nbs/05_ablations.ipynb #4e7135f4
 def run_path(out, name:str, seed:int) -> Path: return Path(out)/'runs'/f'{name}_seed{seed}.json'
 
 def _read_json(path:Path): return json.loads(Path(path).read_text())
@@ -91,7 +91,7 @@ def _read_json(path:Path): return json.loads(Path(path).read_text())
 def check_config(out:Path, cfg:Preset):
     "Write `cfg` to `out/config.json`, or check that the one there is the same (the data-loading workers aside)."
     f, cur = Path(out)/'config.json', {k: v for k, v in asdict(cfg).items() if k != 'num_workers'}
-    if not f.exists(): _write_json(f, cur); return
+    if not f.exists(): write_json(f, cur); return
     old = {k: v for k, v in _read_json(f).items() if k != 'num_workers'}
     if diff := sorted(k for k in old.keys() | cur.keys() if old.get(k) != cur.get(k)):
         raise ValueError(f'{out} holds a run of another configuration (differs in {", ".join(diff)}): use another output folder')
@@ -113,13 +113,13 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
         t, st = train_teacher(cfg, dls, out/'teacher', log)
         if 'teacher.json' not in done:
             r = evaluate(t, dls)
-            if is_main: _write_json(out/'runs'/'teacher.json', dict(seconds=st['seconds'], **r))
+            if is_main: write_json(out/'runs'/'teacher.json', dict(seconds=st['seconds'], **r))
         return t
 
     @cache
     def translator(stride:int):
         tr, st = train_translator(cfg, dls, teacher(), out/f'translator_os{stride}', stride, log)
-        if is_main and (f := out/'runs'/f'translator_os{stride}.json').name not in done: _write_json(f, dict(seconds=st['seconds']))
+        if is_main and (f := out/'runs'/f'translator_os{stride}.json').name not in done: write_json(f, dict(seconds=st['seconds']))
         return tr
 
     for name, seed in todo:
@@ -129,17 +129,17 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
                                   translator(row.stride) if row.needs_translator else None,
                                   out/'students'/f'{name}_seed{seed}', seed, row.terms, row.stride, log, **row.ka_kwargs)
         r = evaluate(learn.student, dls)
-        if is_main: _write_json(run_path(out, name, seed), dict(row=name, seed=seed, seconds=st['seconds'], **r))
+        if is_main: write_json(run_path(out, name, seed), dict(row=name, seed=seed, seconds=st['seconds'], **r))
     distrib_barrier()
     res = ablation_results(out, names, seeds, cfg, dls)
     if is_main:
-        _write_json(out/'results.json', res)
+        write_json(out/'results.json', res)
         (out/'results.md').write_text(ablation_markdown(res))
         import matplotlib.pyplot as plt
         fig = plot_miou_vs_gmacs(res); fig.savefig(out/'miou_vs_gmacs.png', dpi=90); plt.close(fig)
     return res
 
-# %% ../nbs/05_ablations.ipynb #2d55d35f
+# %% ../nbs/05_ablations.ipynb #30ccbe68
 def paired_diff(rows:dict, a:str, b:str) -> dict:
     "mIoU of row `a` minus row `b` in points, paired by seed: mean, standard error (None for one seed) and seeds."
     ma, mb = ({r['seed']: r['miou'] for r in rows[k]['runs']} for k in (a, b))
@@ -151,12 +151,12 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     "The table from `out/runs`: per row, mIoU mean and std over seeds, training time, GMACs and parameters."
     out, n = Path(out), dls.n_classes
     crop = dls.crop_size
-    cost = {s: _complexity(MobileNetV2Seg(n, s, cfg.width_mult), crop) for s in sorted({ROWS[k].stride for k in names})}
+    cost = {s: model_cost(MobileNetV2Seg(n, s, cfg.width_mult), crop) for s in sorted({ROWS[k].stride for k in names})}
     rows = {}
     for name in names:
         runs = [_read_json(f) for s in range(seeds) if (f := run_path(out, name, s)).exists()]
         if not runs: continue
-        m, sd = _mean_std([r['miou'] for r in runs])
+        m, sd = mean_std([r['miou'] for r in runs])
         rows[name] = dict(asdict(ROWS[name]), miou=m, miou_std=sd, seconds=float(np.mean([r['seconds'] for r in runs])),
                           runs=runs, **cost[ROWS[name].stride])
     res = dict(preset=cfg.name, config=asdict(cfg), seeds=seeds, crop=crop,
@@ -164,14 +164,14 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
                translators={s: _read_json(f)['seconds'] for s in STRIDE_PAIRS if (f := out/'runs'/f'translator_os{s}.json').exists()})
     if (f := out/'runs'/'teacher.json').exists():
         t = DeepLabV3Plus(n, cfg.teacher_backbone, cfg.teacher_stride, False, feature=cfg.teacher_feature)
-        res['teacher'] = dict(_read_json(f), **_complexity(t, crop))
+        res['teacher'] = dict(_read_json(f), **model_cost(t, crop))
     for name, r in rows.items():
         base = STRIDE_PAIRS[r['stride']][0]
         r['vs_baseline'] = paired_diff(rows, name, base) if base in rows and name != base else None
     res['comparisons'] = paper_comparisons(rows)
     return res
 
-# %% ../nbs/05_ablations.ipynb #479d922f
+# %% ../nbs/05_ablations.ipynb #c0408572
 def _fmt_diff(d:dict, unit:str=' mIoU points') -> str:
     if d['delta'] is None: return 'n/a'
     return f"{d['delta']:+.1f}" + (f" ± {d['se']:.1f}" if d['se'] is not None else '') + unit
@@ -215,7 +215,7 @@ def comparison_lines(res:dict) -> list:
         lines.append(f"{c['claim']} = {c['measured']} (paper: {c['paper'] or 'no verified figure'}){verdict}{noise}")
     return lines
 
-# %% ../nbs/05_ablations.ipynb #4742381b
+# %% ../nbs/05_ablations.ipynb #2402d0c2
 def ablation_markdown(res:dict) -> str:
     "The table of `ablate` in markdown, with the paper's verified figures and the comparisons with its claims."
     s, pct = res['seeds'], lambda v: f'{100 * v:.1f}'
@@ -247,7 +247,7 @@ def ablation_markdown(res:dict) -> str:
     return ('\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n\n**Against the paper**\n\n'
             + '\n'.join(f'- {l}' for l in comparison_lines(res)) + '\n')
 
-# %% ../nbs/05_ablations.ipynb #e46965ac
+# %% ../nbs/05_ablations.ipynb #caa94833
 def plot_miou_vs_gmacs(res:dict):
     "mIoU against GMACs for the strides 16, 8, 4: baseline and method, two lines; the teacher as a star."
     import matplotlib.pyplot as plt
@@ -270,7 +270,7 @@ def plot_miou_vs_gmacs(res:dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_ablations.ipynb #78782bd7
+# %% ../nbs/05_ablations.ipynb #af8b4bb9
 @call_parse
 def ka_ablate(
     dataset:str=None,        # scenes (embedded, default), voc, cityscapes or context

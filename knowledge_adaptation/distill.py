@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'check_classes', 'KAStudent', 'KADistill',
-           'KALearner', 'student_config', 'load_student', 'EpochSeed', 'EpochCheckpoint', 'fit_resumable',
-           'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'teacher_learner', 'evaluate', 'n_epochs',
-           'preset_dls', 'train_teacher', 'train_translator', 'train_student', 'reproduce', 'results_markdown',
-           'plot_curves', 'plot_predictions', 'plot_affinities', 'ka_reproduce']
+           'KALearner', 'student_config', 'load_student', 'EpochSeed', 'write_json', 'EpochCheckpoint', 'fit_resumable',
+           'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'teacher_learner', 'evaluate', 'n_epochs', 'mean_std',
+           'model_cost', 'preset_dls', 'train_teacher', 'train_translator', 'train_student', 'reproduce',
+           'results_markdown', 'plot_curves', 'plot_predictions', 'plot_affinities', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #af407e18
+# %% ../nbs/04_distill.ipynb #8d816de7
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -32,7 +32,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig, DATASETS
 
-# %% ../nbs/04_distill.ipynb #e50529bc
+# %% ../nbs/04_distill.ipynb #486cce3e
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -46,7 +46,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #d3c36c8f
+# %% ../nbs/04_distill.ipynb #95b207bc
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -54,7 +54,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #4c57b8ca
+# %% ../nbs/04_distill.ipynb #c7184fcc
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -69,7 +69,7 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #0b6e59c0
+# %% ../nbs/04_distill.ipynb #6bae40b7
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(TeacherFeatures):
@@ -152,7 +152,7 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #0afadfad
+# %% ../nbs/04_distill.ipynb #2ffdcd75
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
@@ -184,7 +184,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #069e8298
+# %% ../nbs/04_distill.ipynb #fe643188
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -204,7 +204,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #d8463412
+# %% ../nbs/04_distill.ipynb #a9a9e73f
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -215,7 +215,7 @@ class EpochSeed(Callback):
         dl = self.dls.train
         getattr(dl, 'dl', dl).rng = random.Random(s)   # under DDP the loader is wrapped in a DistributedDL
 
-def _write_json(path:Path, obj):
+def write_json(path:Path, obj):
     "Write JSON atomically: a reader sees the old file or the new one, never half of one."
     tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
 
@@ -234,7 +234,7 @@ class EpochCheckpoint(Callback):
             os.replace(self.folder/'last_tmp.pth', self.folder/'last.pth')
             self.state = dict(epochs_done=self.epoch + 1, n_epoch=self.n_epoch, names=names, values=rows, done=False,
                               seconds=self.state.get('seconds', 0.) + time.time() - self._t0)
-            _write_json(self.folder/'state.json', self.state)
+            write_json(self.folder/'state.json', self.state)
         distrib_barrier()
     def before_epoch(self): self._t0 = time.time()
 
@@ -254,11 +254,11 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     state = json.loads(sf.read_text())
     if rank_distrib() == 0:
         learn.save(folder/'final', with_opt=False)
-        state['done'] = True; _write_json(sf, state)
+        state['done'] = True; write_json(sf, state)
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #9079e5a3
+# %% ../nbs/04_distill.ipynb #7951b04c
 class _GradProbe(Callback):
     "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
@@ -280,7 +280,7 @@ def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
     learn.model.load_state_dict(state)
     return probe.norms
 
-# %% ../nbs/04_distill.ipynb #2309e55b
+# %% ../nbs/04_distill.ipynb #44104339
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -298,7 +298,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #217828a0
+# %% ../nbs/04_distill.ipynb #b98a5642
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -324,7 +324,7 @@ class Preset:
     translator_wd:float = 1e-4
     wd:float = 4e-5
     mom:float = 0.9
-    beta:float = 50.
+    beta:float = 50.              # the paper's weight of L_adapt (see 'Does a smaller beta help?')
     gamma:float = 1.
     adapt_channel_mean:bool = True  # L_adapt averaged over the code's channels too (`adapt_loss`; see 'The scale of L_adapt')
     n_train:int = 800             # embedded dataset only: training images,
@@ -347,7 +347,7 @@ def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
     if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
     return cfg
 
-# %% ../nbs/04_distill.ipynb #ff06ab15
+# %% ../nbs/04_distill.ipynb #a34daf61
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -362,14 +362,17 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #7a9ed8b6
+# %% ../nbs/04_distill.ipynb #b757d7ea
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
 
-def _mean_std(xs): return (float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.)
+def mean_std(xs) -> tuple:
+    "Mean and sample standard deviation of `xs` (0 for a single value)."
+    return (float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.)
 
-def _complexity(model, size):
+def model_cost(model:nn.Module, size:int) -> dict:
+    "fvcore GMACs (one multiply-add = one flop; element-wise ops not counted) and parameters (M) of `model` on a `size`x`size` image."
     from knowledge_adaptation.complexity import count_complexity
     c = count_complexity(model, (1, 3, size, size))
     return dict(gmacs=c['macs'] / 1e9, params_m=c['params'] / 1e6)
@@ -413,7 +416,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     cfg = get_preset(preset, dataset=dataset, **overrides)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     is_main = rank_distrib() == 0
-    if is_main: _write_json(out/'config.json', dict(asdict(cfg), seeds=seeds, root=str(root) if root else None))
+    if is_main: write_json(out/'config.json', dict(asdict(cfg), seeds=seeds, root=str(root) if root else None))
     dls = preset_dls(cfg, root)
     n, n_train = dls.n_classes, len(dls.train.dataset)
     crop = dls.crop_size
@@ -433,18 +436,18 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     t_eval = evaluate(teacher, dls)
     res = dict(config=asdict(cfg), seeds=seeds, crop=crop, dataset=dict(name=cfg.dataset, n_train=n_train, n_valid=len(dls.valid.dataset),
                                                                      class_names=list(dls.class_names)),
-               teacher=dict(**t_eval, seconds=stages['teacher']['seconds'], **_complexity(teacher, crop)),
+               teacher=dict(**t_eval, seconds=stages['teacher']['seconds'], **model_cost(teacher, crop)),
                translator=dict(seconds=stages['translator']['seconds'], history=stages['translator']))
     for kind in runs:
         rs = runs[kind]
-        m, sd = _mean_std([r['miou'] for r in rs])
+        m, sd = mean_std([r['miou'] for r in rs])
         per = {c: float(np.nanmean([r['per_class'][c] for r in rs])) for c in rs[0]['per_class']}
         res[kind] = dict(miou=m, miou_std=sd, per_class=per, seconds=float(np.mean([r['seconds'] for r in rs])),
-                         runs=rs, **_complexity(models[kind], crop))
+                         runs=rs, **model_cost(models[kind], crop))
     res['gain'] = res['ka']['miou'] - res['baseline']['miou']
     res['history'] = {k: dict(names=v['names'], values=v['values']) for k, v in stages.items()}
     if is_main:
-        _write_json(out/'results.json', res)
+        write_json(out/'results.json', res)
         (out/'results.md').write_text(results_markdown(res))
         plot_curves(res['history']).savefig(out/'curves.png', dpi=90)
         plot_predictions(dls, teacher, models['baseline'], models['ka']).savefig(out/'predictions.png', dpi=90)
@@ -453,7 +456,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #c815245d
+# %% ../nbs/04_distill.ipynb #95bfbf47
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -463,7 +466,7 @@ def results_markdown(res:dict) -> str:
     rows = []
     for key, label in (('teacher', f"teacher (DeepLabV3+ {res['config']['teacher_backbone']}, OS{res['config']['teacher_stride']})"),
                        ('baseline', f"baseline student (MobileNetV2, OS{res['config']['student_stride']})"),
-                       ('ka', 'KA student (same network, L_ce + 50 L_adapt + L_aff)')):
+                       ('ka', f"KA student (same network, L_ce + {res['config']['beta']:g} L_adapt + {res['config']['gamma']:g} L_aff)")):
         r = res[key]
         m = pct(r['miou']) + (f" ± {100 * r['miou_std']:.1f}" if 'miou_std' in r and s > 1 else '')
         rows.append([label, m, f"{r['gmacs']:.3f}", f"{r['params_m']:.2f}", f"{r['seconds']:.0f}"] + [pct(r['per_class'][c]) for c in classes])
@@ -523,7 +526,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #fd7cc308
+# %% ../nbs/04_distill.ipynb #f5a90192
 from fastcore.script import call_parse, Param
 
 @call_parse
@@ -542,10 +545,12 @@ def ka_reproduce(
     crop_size:int=None,      # override the preset's training crop
     teacher_lr:float=None,   # override the preset's teacher learning rate
     student_lr:float=None,   # override the preset's student learning rate
+    beta:float=None,         # override the preset's weight of L_adapt
+    gamma:float=None,        # override the preset's weight of L_aff
 ):
     "Reproduce Knowledge Adaptation end to end: teacher, translator, baseline and KA students, evaluation."
     t0 = time.time()
     res = reproduce(preset, out, seeds, dataset, root, bs=bs, num_workers=num_workers, teacher_epochs=teacher_epochs,
                     student_epochs=student_epochs, n_train=n_train, n_valid=n_valid, crop_size=crop_size,
-                    teacher_lr=teacher_lr, student_lr=student_lr)
+                    teacher_lr=teacher_lr, student_lr=student_lr, beta=beta, gamma=gamma)
     if rank_distrib() == 0: print(f'done in {time.time() - t0:.0f} s; results in {Path(out).resolve()}')
