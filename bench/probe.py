@@ -13,6 +13,9 @@ scored by mIoU on the run's validation split:
 
 A probe above the baseline student's own mIoU is knowledge the student could gain; the gap between the teacher's own
 mIoU and its pooled probe is knowledge no stride-16 student can show (thin and small structures).
+Then it asks how much of the code (unit-normalised per position, as L_adapt compares it) is just the label of its cell:
+the share of its variance the cells' majority labels explain, and the L_adapt an oracle would reach by outputting the
+mean code of the cell's class, next to the L_adapt the KA student reached.
 This is a diagnostic, not a speed benchmark: it lives here because it needs a trained run folder."""
 import argparse, json, sys
 from pathlib import Path
@@ -44,6 +47,24 @@ def probe(xtr, ytr, xva, yva, n_classes, iters=300, bs=32, lr=1e-2, seed=0):
         loss = F.cross_entropy(up(xtr[i], ytr.shape[-2:]), ytr[i], ignore_index=255)
         opt.zero_grad(); loss.backward(); opt.step()
     with torch.no_grad(): return miou(up(xva, yva.shape[-2:]).argmax(1), yva, n_classes)
+
+def cell_labels(y, size, n_classes):
+    "The majority label of each cell when `y` (B, H, W) is pooled to `size`; 255 where void is the majority."
+    valid = y != 255
+    onehot = F.one_hot(torch.where(valid, y, 0), n_classes).permute(0, 3, 1, 2).float() * valid[:, None]
+    frac = F.adaptive_avg_pool2d(onehot, size)
+    lab = frac.argmax(1)
+    return torch.where(frac.sum(1) > 0.5, lab, torch.full_like(lab, 255))
+
+def code_vs_labels(z, y, n_classes):
+    "How much of the unit-normalised code is the cell's label: share of variance explained, and L_adapt of a class-mean oracle."
+    u = F.normalize(z, dim=1).permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    lab = cell_labels(y, z.shape[-2:], n_classes).reshape(-1)
+    u, lab = u[lab != 255], lab[lab != 255]
+    means = torch.stack([u[lab == c].mean(0) if (lab == c).any() else torch.zeros(u.shape[1]) for c in range(n_classes)])
+    r2 = 1 - (u - means[lab]).pow(2).sum() / (u - u.mean(0)).pow(2).sum()
+    oracle = (u - F.normalize(means[lab], dim=1)).abs().mean(1).mean()   # L_adapt, channel mean, of the class-mean code
+    return float(r2), float(oracle), len(u)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,5 +106,14 @@ def main():
         print(f'| {name} | {100 * m:.1f} |')
     for k in ('teacher', 'baseline', 'ka'):
         if k in res: print(f"| ({k} network's own mIoU) | {100 * res[k]['miou']:.1f} |")
+    # what the code holds beyond the labels: if the cell's label explains most of it, imitating it teaches little else
+    code_name = nets[1][0]
+    r2, oracle, n = code_vs_labels(xtr[code_name], ytr, dls.n_classes)
+    ka_hist = res.get('history', {}).get('ka_seed0')
+    ka_adapt = ka_hist['values'][-1][ka_hist['names'].index('adapt')] if ka_hist and 'adapt' in ka_hist['names'] else float('nan')
+    print(f'\n# the code at the student grid vs the cells\' majority labels ({n} labelled training cells)')
+    print(f'- share of the unit-normalised code\'s variance explained by the cell label: {100 * r2:.1f}%')
+    print(f'- L_adapt (channel mean) of an oracle that outputs its class\'s mean code: {oracle:.4f}')
+    print(f'- L_adapt (channel mean) the KA student reached (seed 0, last training epoch): {ka_adapt:.4f}')
 
 if __name__ == '__main__': main()
