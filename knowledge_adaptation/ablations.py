@@ -7,19 +7,20 @@ __all__ = ['ROWS', 'STRIDE_PAIRS', 'PAPER', 'PAPER_NOTES', 'ABLATION_PRESETS', '
            'run_path', 'check_config', 'ablate', 'paired_diff', 'ablation_results', 'paper_comparisons',
            'comparison_lines', 'ablation_markdown', 'plot_miou_vs_gmacs', 'ka_ablate']
 
-# %% ../nbs/05_ablations.ipynb #c6665f7b
+# %% ../nbs/05_ablations.ipynb #b44a3ea1
 import json, math, time
 from dataclasses import dataclass, asdict, replace
 from functools import cache
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
+from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
-from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teacher, train_translator,
+from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teacher, train_translator, preset_overrides,
                                           train_student, evaluate, write_json, mean_std, model_cost)
 from .models import DeepLabV3Plus, MobileNetV2Seg
 
-# %% ../nbs/05_ablations.ipynb #7e6147ca
+# %% ../nbs/05_ablations.ipynb #d6a3188e
 @dataclass(frozen=True)
 class AblationRow:
     "A row of the table: a student at output stride `stride` trained with the distillation `terms`."
@@ -36,7 +37,7 @@ class AblationRow:
     @property
     def ka_kwargs(self) -> dict: return dict(T=self.T, aff_target=self.aff_target)
 
-# %% ../nbs/05_ablations.ipynb #e2af15d8
+# %% ../nbs/05_ablations.ipynb #c8e1a982
 _METHOD = ('adapt', 'aff')
 
 ROWS = {
@@ -59,7 +60,7 @@ def pick_rows(rows=None) -> list:
     if not names: raise ValueError(f'no rows given; valid rows: {", ".join(ROWS)}')
     return [r for r in ROWS if r in names]
 
-# %% ../nbs/05_ablations.ipynb #092ad05e
+# %% ../nbs/05_ablations.ipynb #9df60ad9
 PAPER = dict(
     cityscapes_test=(70.2, 72.7),   # mIoU (%) of the MobileNetV2 student (OS16) without -> with the method, Cityscapes test
     method_minus_fitnet=1.2,        # mIoU points by which the method beats FitNet (hyper-parameters fixed)
@@ -72,7 +73,7 @@ PAPER_NOTES = {  # the paper's figure beside each row of the table
     'os4_baseline': 'below OS16 + method, which needs ~8% of its FLOPs',
 }
 
-# %% ../nbs/05_ablations.ipynb #2daddce4
+# %% ../nbs/05_ablations.ipynb #5ded89d5
 ABLATION_PRESETS = {
     'cpu': replace(PRESETS['cpu'], name='ablation-cpu', crop_size=64, scene_size=96, bs=16, n_train=384, n_valid=64,
                    teacher_epochs=12, student_epochs=4),
@@ -83,7 +84,7 @@ def ablation_preset(name:str='cpu', **overrides) -> Preset:
     "The preset `name` of `ABLATION_PRESETS` with `overrides` (those that are None ignored), its dataset checked."
     return get_preset(name, ABLATION_PRESETS, **overrides)
 
-# %% ../nbs/05_ablations.ipynb #4e7135f4
+# %% ../nbs/05_ablations.ipynb #4e36a454
 def run_path(out, name:str, seed:int) -> Path: return Path(out)/'runs'/f'{name}_seed{seed}.json'
 
 def _read_json(path:Path): return json.loads(Path(path).read_text())
@@ -139,7 +140,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
         fig = plot_miou_vs_gmacs(res); fig.savefig(out/'miou_vs_gmacs.png', dpi=90); plt.close(fig)
     return res
 
-# %% ../nbs/05_ablations.ipynb #30ccbe68
+# %% ../nbs/05_ablations.ipynb #b9a7e276
 def paired_diff(rows:dict, a:str, b:str) -> dict:
     "mIoU of row `a` minus row `b` in points, paired by seed: mean, standard error (None for one seed) and seeds."
     ma, mb = ({r['seed']: r['miou'] for r in rows[k]['runs']} for k in (a, b))
@@ -171,7 +172,7 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     res['comparisons'] = paper_comparisons(rows)
     return res
 
-# %% ../nbs/05_ablations.ipynb #c0408572
+# %% ../nbs/05_ablations.ipynb #d0b4ce42
 def _fmt_diff(d:dict, unit:str=' mIoU points') -> str:
     if d['delta'] is None: return 'n/a'
     return f"{d['delta']:+.1f}" + (f" ± {d['se']:.1f}" if d['se'] is not None else '') + unit
@@ -215,7 +216,7 @@ def comparison_lines(res:dict) -> list:
         lines.append(f"{c['claim']} = {c['measured']} (paper: {c['paper'] or 'no verified figure'}){verdict}{noise}")
     return lines
 
-# %% ../nbs/05_ablations.ipynb #2402d0c2
+# %% ../nbs/05_ablations.ipynb #65292651
 def ablation_markdown(res:dict) -> str:
     "The table of `ablate` in markdown, with the paper's verified figures and the comparisons with its claims."
     s, pct = res['seeds'], lambda v: f'{100 * v:.1f}'
@@ -247,7 +248,7 @@ def ablation_markdown(res:dict) -> str:
     return ('\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n\n**Against the paper**\n\n'
             + '\n'.join(f'- {l}' for l in comparison_lines(res)) + '\n')
 
-# %% ../nbs/05_ablations.ipynb #caa94833
+# %% ../nbs/05_ablations.ipynb #9d07a915
 def plot_miou_vs_gmacs(res:dict):
     "mIoU against GMACs for the strides 16, 8, 4: baseline and method, two lines; the teacher as a star."
     import matplotlib.pyplot as plt
@@ -270,8 +271,9 @@ def plot_miou_vs_gmacs(res:dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_ablations.ipynb #af8b4bb9
+# %% ../nbs/05_ablations.ipynb #14f8f15e
 @call_parse
+@delegates(preset_overrides)
 def ka_ablate(
     dataset:str=None,        # scenes (embedded, default), voc, cityscapes or context
     root:str=None,           # folder holding the dataset (real datasets only)
@@ -279,18 +281,11 @@ def ka_ablate(
     out:str='ka_ablation',   # output folder: results, figure, checkpoints (rerun to resume)
     seeds:int=3,             # students trained with seeds 0..seeds-1; mean and std reported
     rows:str=None,           # comma-separated rows (default: all): baseline, adapt, aff, ka, kd_t2, kd_t4, kd_t6, fitnet, os8_baseline, os8_ka, os4_baseline, os4_ka
-    bs:int=None,             # override the preset's batch size
-    num_workers:int=None,    # override the preset's data-loading workers
-    teacher_epochs:int=None, # override the preset's teacher epochs
-    student_epochs:int=None, # override the preset's student epochs
-    n_train:int=None,        # embedded dataset: training images
-    n_valid:int=None,        # embedded dataset: validation images
-    crop_size:int=None,      # override the preset's training crop
+    **kwargs,                # the `preset_overrides`
 ):
     "Run the paper's comparisons (ablation, KD, FitNet, output strides) with one recipe and several seeds; print the table."
     t0 = time.time()
-    res = ablate(preset, out, seeds, rows, dataset, root, bs=bs, num_workers=num_workers, teacher_epochs=teacher_epochs,
-                 student_epochs=student_epochs, n_train=n_train, n_valid=n_valid, crop_size=crop_size)
+    res = ablate(preset, out, seeds, rows, dataset, root, **kwargs)
     if rank_distrib() == 0:
         print(ablation_markdown(res))
         print(f'done in {time.time() - t0:.0f} s; results in {Path(out).resolve()}')

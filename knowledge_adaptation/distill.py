@@ -7,9 +7,9 @@ __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', '
            'KALearner', 'student_config', 'load_student', 'EpochSeed', 'write_json', 'EpochCheckpoint', 'fit_resumable',
            'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'teacher_learner', 'evaluate', 'n_epochs', 'mean_std',
            'model_cost', 'preset_dls', 'train_teacher', 'train_translator', 'train_student', 'reproduce',
-           'results_markdown', 'plot_curves', 'plot_predictions', 'plot_affinities', 'ka_reproduce']
+           'results_markdown', 'plot_curves', 'plot_predictions', 'plot_affinities', 'preset_overrides', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #8d816de7
+# %% ../nbs/04_distill.ipynb #bcbce879
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -32,7 +32,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig, DATASETS
 
-# %% ../nbs/04_distill.ipynb #486cce3e
+# %% ../nbs/04_distill.ipynb #037322fd
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -46,7 +46,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #95b207bc
+# %% ../nbs/04_distill.ipynb #796121d5
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -54,7 +54,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #c7184fcc
+# %% ../nbs/04_distill.ipynb #3957fc51
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -69,7 +69,7 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #6bae40b7
+# %% ../nbs/04_distill.ipynb #357ed2a9
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(TeacherFeatures):
@@ -152,7 +152,7 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #2ffdcd75
+# %% ../nbs/04_distill.ipynb #86124740
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
@@ -184,7 +184,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #fe643188
+# %% ../nbs/04_distill.ipynb #65174dca
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -204,7 +204,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #a9a9e73f
+# %% ../nbs/04_distill.ipynb #8664c63b
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -258,7 +258,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #7951b04c
+# %% ../nbs/04_distill.ipynb #14c5b2fc
 class _GradProbe(Callback):
     "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
@@ -280,7 +280,7 @@ def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
     learn.model.load_state_dict(state)
     return probe.norms
 
-# %% ../nbs/04_distill.ipynb #44104339
+# %% ../nbs/04_distill.ipynb #a5ca65d7
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -298,7 +298,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #b98a5642
+# %% ../nbs/04_distill.ipynb #86450a33
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -347,7 +347,7 @@ def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
     if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
     return cfg
 
-# %% ../nbs/04_distill.ipynb #a34daf61
+# %% ../nbs/04_distill.ipynb #788edd09
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -362,7 +362,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #b757d7ea
+# %% ../nbs/04_distill.ipynb #8fa93587
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -456,7 +456,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #95bfbf47
+# %% ../nbs/04_distill.ipynb #da23ad06
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -526,16 +526,11 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #f5a90192
-from fastcore.script import call_parse, Param
+# %% ../nbs/04_distill.ipynb #35183290
+from fastcore.script import call_parse, anno_parser
+from fastcore.meta import delegates
 
-@call_parse
-def ka_reproduce(
-    dataset:str=None,        # scenes (embedded, default), voc, cityscapes or context
-    root:str=None,           # folder holding the dataset (real datasets only)
-    preset:str='cpu',        # cpu (minutes on a CPU) or paper (the paper's recipe, for a GPU)
-    out:str='ka_output',     # output folder: results, pictures, checkpoints (rerun to resume)
-    seeds:int=1,             # students trained with seeds 0..seeds-1; mean and std reported
+def preset_overrides(
     bs:int=None,             # override the preset's batch size
     num_workers:int=None,    # override the preset's data-loading workers
     teacher_epochs:int=None, # override the preset's teacher epochs
@@ -548,9 +543,19 @@ def ka_reproduce(
     beta:float=None,         # override the preset's weight of L_adapt
     gamma:float=None,        # override the preset's weight of L_aff
 ):
+    "The `Preset` fields the command-line jobs can override: one documented signature that `ka_reproduce` and `ka_ablate` delegate to."
+
+@call_parse
+@delegates(preset_overrides)
+def ka_reproduce(
+    dataset:str=None,        # scenes (embedded, default), voc, cityscapes or context
+    root:str=None,           # folder holding the dataset (real datasets only)
+    preset:str='cpu',        # cpu (minutes on a CPU) or paper (the paper's recipe, for a GPU)
+    out:str='ka_output',     # output folder: results, pictures, checkpoints (rerun to resume)
+    seeds:int=1,             # students trained with seeds 0..seeds-1; mean and std reported
+    **kwargs,                # the `preset_overrides`
+):
     "Reproduce Knowledge Adaptation end to end: teacher, translator, baseline and KA students, evaluation."
     t0 = time.time()
-    res = reproduce(preset, out, seeds, dataset, root, bs=bs, num_workers=num_workers, teacher_epochs=teacher_epochs,
-                    student_epochs=student_epochs, n_train=n_train, n_valid=n_valid, crop_size=crop_size,
-                    teacher_lr=teacher_lr, student_lr=student_lr, beta=beta, gamma=gamma)
+    res = reproduce(preset, out, seeds, dataset, root, **kwargs)
     if rank_distrib() == 0: print(f'done in {time.time() - t0:.0f} s; results in {Path(out).resolve()}')
