@@ -24,6 +24,7 @@ import torch, torch.nn.functional as F
 from fastai.callback.hook import hook_output
 from knowledge_adaptation.distill import Preset, preset_dls, train_teacher, train_translator, load_student
 from knowledge_adaptation.metrics import miou
+from knowledge_adaptation.losses import adapt_loss
 
 def collect(dl, n_batches, nets):
     "Features of each `(name, net, layer, transform)` on `n_batches` batches of `dl`, and the labels."
@@ -63,7 +64,7 @@ def code_vs_labels(z, y, n_classes):
     u, lab = u[lab != 255], lab[lab != 255]
     means = torch.stack([u[lab == c].mean(0) if (lab == c).any() else torch.zeros(u.shape[1]) for c in range(n_classes)])
     r2 = 1 - (u - means[lab]).pow(2).sum() / (u - u.mean(0)).pow(2).sum()
-    oracle = (u - F.normalize(means[lab], dim=1)).abs().mean(1).mean()   # L_adapt, channel mean, of the class-mean code
+    oracle = adapt_loss(u[..., None, None], means[lab][..., None, None], channel_mean=True)   # each cell as a 1x1 map
     return float(r2), float(oracle), len(u)
 
 def main():
