@@ -16,7 +16,7 @@ from fastai.torch_core import set_seed
 from knowledge_adaptation.data import seg_dls
 from knowledge_adaptation.models import DeepLabV3Plus, MobileNetV2Seg
 from knowledge_adaptation.autoencoder import KnowledgeTranslator, translator_strides
-from knowledge_adaptation.distill import KALearner, get_preset
+from knowledge_adaptation.distill import KALearner, get_preset, code_stride
 
 class StepTimer(Callback):
     order = -100   # before every other callback, so before_batch starts the clock before the teacher runs
@@ -44,7 +44,7 @@ def main():
     n = dls.n_classes
     set_seed(0)
     teacher = DeepLabV3Plus(n, cfg.teacher_backbone, cfg.teacher_stride).eval()
-    tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, translator_strides(teacher.feature_stride, cfg.student_stride)).eval()
+    tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, translator_strides(teacher.feature_stride, code_stride(cfg))).eval()   # the preset's code grid
     batches = [b for _, b in zip(range(a.steps + a.warmup), dls.train)]
     with torch.no_grad():
         tt = []
@@ -57,7 +57,7 @@ def main():
         learn = KALearner(dls, MobileNetV2Seg(n, cfg.student_stride), teacher, tr, terms=terms, lr=cfg.student_lr)
         res[name] = time_learner(learn, a.steps, a.warmup)
     base = res['baseline'] + t_fwd
-    print(f'# training step, crop {a.crop}, batch {a.bs}, {torch.get_num_threads()} threads, median of {a.steps} steps')
+    print(f'# training step, crop {a.crop}, batch {a.bs}, code at output stride {teacher.feature_stride * tr.stride}, {torch.get_num_threads()} threads, median of {a.steps} steps')
     print('| what | seconds per step | images/s |')
     print('|---|---|---|')
     print(f'| teacher forward (no grad) | {t_fwd:.3f} | {a.bs / t_fwd:.0f} |')

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['ROWS', 'STRIDE_PAIRS', 'PAPER', 'PAPER_NOTES', 'ABLATION_PRESETS', 'AblationRow', 'pick_rows', 'ablation_preset',
-           'run_path', 'check_config', 'ablate', 'paired_diff', 'ablation_results', 'paper_comparisons',
-           'comparison_lines', 'ablation_markdown', 'plot_miou_vs_gmacs', 'ka_ablate']
+           'run_path', 'ablate', 'paired_diff', 'ablation_results', 'paper_comparisons', 'comparison_lines',
+           'ablation_markdown', 'plot_miou_vs_gmacs', 'ka_ablate']
 
-# %% ../nbs/05_ablations.ipynb #4eb62d92
+# %% ../nbs/05_ablations.ipynb #7fdf00fd
 import json, math, time
 from dataclasses import dataclass, asdict, replace
 from functools import cache
@@ -17,10 +17,11 @@ from fastcore.script import call_parse
 from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
 from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teacher, train_translator, preset_overrides,
+                                          check_config, code_stride,
                                           train_student, evaluate, write_json, mean_std, model_cost)
 from .models import DeepLabV3Plus, MobileNetV2Seg
 
-# %% ../nbs/05_ablations.ipynb #0303b4e4
+# %% ../nbs/05_ablations.ipynb #66928e7f
 @dataclass(frozen=True)
 class AblationRow:
     "A row of the table: a student at output stride `stride` trained with the distillation `terms`."
@@ -37,7 +38,7 @@ class AblationRow:
     @property
     def ka_kwargs(self) -> dict: return dict(T=self.T, aff_target=self.aff_target)
 
-# %% ../nbs/05_ablations.ipynb #c88e0aed
+# %% ../nbs/05_ablations.ipynb #b12046c7
 _METHOD = ('adapt', 'aff')
 
 ROWS = {
@@ -60,7 +61,7 @@ def pick_rows(rows=None) -> list:
     if not names: raise ValueError(f'no rows given; valid rows: {", ".join(ROWS)}')
     return [r for r in ROWS if r in names]
 
-# %% ../nbs/05_ablations.ipynb #2394c83f
+# %% ../nbs/05_ablations.ipynb #16908b7d
 PAPER = dict(
     cityscapes_test=(70.2, 72.7),   # mIoU (%) of the MobileNetV2 student (OS16) without -> with the method, Cityscapes test
     method_minus_fitnet=1.2,        # mIoU points by which the method beats FitNet (hyper-parameters fixed)
@@ -73,7 +74,7 @@ PAPER_NOTES = {  # the paper's figure beside each row of the table
     'os4_baseline': 'below OS16 + method, which needs ~8% of its FLOPs',
 }
 
-# %% ../nbs/05_ablations.ipynb #b3d77618
+# %% ../nbs/05_ablations.ipynb #d22cff82
 ABLATION_PRESETS = {
     'cpu': replace(PRESETS['cpu'], name='ablation-cpu', crop_size=64, scene_size=96, bs=16, n_train=384, n_valid=64,
                    teacher_epochs=12, student_epochs=4),
@@ -84,18 +85,10 @@ def ablation_preset(name:str='cpu', **overrides) -> Preset:
     "The preset `name` of `ABLATION_PRESETS` with `overrides` (those that are None ignored), its dataset checked."
     return get_preset(name, ABLATION_PRESETS, **overrides)
 
-# %% ../nbs/05_ablations.ipynb #ce8f2bac
+# %% ../nbs/05_ablations.ipynb #e949377b
 def run_path(out, name:str, seed:int) -> Path: return Path(out)/'runs'/f'{name}_seed{seed}.json'
 
 def _read_json(path:Path): return json.loads(Path(path).read_text())
-
-def check_config(out:Path, cfg:Preset):
-    "Write `cfg` to `out/config.json`, or check that the one there is the same (the data-loading workers aside)."
-    f, cur = Path(out)/'config.json', {k: v for k, v in asdict(cfg).items() if k != 'num_workers'}
-    if not f.exists(): write_json(f, cur); return
-    old = {k: v for k, v in _read_json(f).items() if k != 'num_workers'}
-    if diff := sorted(k for k in old.keys() | cur.keys() if old.get(k) != cur.get(k)):
-        raise ValueError(f'{out} holds a run of another configuration (differs in {", ".join(diff)}): use another output folder')
 
 def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:str=None, root=None, log=print,
            **overrides) -> dict:
@@ -118,7 +111,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
         return t
 
     @cache
-    def translator(stride:int):
+    def translator(stride:int):   # one per code stride, shared by the rows whose code sits there
         tr, st = train_translator(cfg, dls, teacher(), out/f'translator_os{stride}', stride, log)
         if is_main and (f := out/'runs'/f'translator_os{stride}.json').name not in done: write_json(f, dict(seconds=st['seconds']))
         return tr
@@ -127,7 +120,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
         row = ROWS[name]
         log(f'{name}, seed {seed}: {row.label}, OS{row.stride}')
         learn, st = train_student(cfg, dls, teacher() if row.needs_teacher else None,
-                                  translator(row.stride) if row.needs_translator else None,
+                                  translator(code_stride(cfg, row.stride)) if row.needs_translator else None,
                                   out/'students'/f'{name}_seed{seed}', seed, row.terms, row.stride, log, **row.ka_kwargs)
         r = evaluate(learn.student, dls)
         if is_main: write_json(run_path(out, name, seed), dict(row=name, seed=seed, seconds=st['seconds'], **r))
@@ -140,7 +133,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
         fig = plot_miou_vs_gmacs(res); fig.savefig(out/'miou_vs_gmacs.png', dpi=90); plt.close(fig)
     return res
 
-# %% ../nbs/05_ablations.ipynb #eb800779
+# %% ../nbs/05_ablations.ipynb #80920567
 def paired_diff(rows:dict, a:str, b:str) -> dict:
     "mIoU of row `a` minus row `b` in points, paired by seed: mean, standard error (None for one seed) and seeds."
     ma, mb = ({r['seed']: r['miou'] for r in rows[k]['runs']} for k in (a, b))
@@ -172,7 +165,7 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     res['comparisons'] = paper_comparisons(rows)
     return res
 
-# %% ../nbs/05_ablations.ipynb #b4c60b40
+# %% ../nbs/05_ablations.ipynb #ec3b3ab0
 def _fmt_diff(d:dict, unit:str=' mIoU points') -> str:
     if d['delta'] is None: return 'n/a'
     return f"{d['delta']:+.1f}" + (f" ± {d['se']:.1f}" if d['se'] is not None else '') + unit
@@ -216,7 +209,7 @@ def comparison_lines(res:dict) -> list:
         lines.append(f"{c['claim']} = {c['measured']} (paper: {c['paper'] or 'no verified figure'}){verdict}{noise}")
     return lines
 
-# %% ../nbs/05_ablations.ipynb #1430a4e8
+# %% ../nbs/05_ablations.ipynb #8821f320
 def ablation_markdown(res:dict) -> str:
     "The table of `ablate` in markdown, with the paper's verified figures and the comparisons with its claims."
     s, pct = res['seeds'], lambda v: f'{100 * v:.1f}'
@@ -248,7 +241,7 @@ def ablation_markdown(res:dict) -> str:
     return ('\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n\n**Against the paper**\n\n'
             + '\n'.join(f'- {l}' for l in comparison_lines(res)) + '\n')
 
-# %% ../nbs/05_ablations.ipynb #7d8770b1
+# %% ../nbs/05_ablations.ipynb #6d80117e
 def plot_miou_vs_gmacs(res:dict):
     "mIoU against GMACs for the strides 16, 8, 4: baseline and method, two lines; the teacher as a star."
     import matplotlib.pyplot as plt
@@ -271,7 +264,7 @@ def plot_miou_vs_gmacs(res:dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_ablations.ipynb #32f57615
+# %% ../nbs/05_ablations.ipynb #ff251c3f
 @call_parse
 @delegates(preset_overrides)
 def ka_ablate(

@@ -7,7 +7,7 @@ __all__ = ['translator_strides', 'conv_bn_relu', 'KnowledgeTranslator', 'freeze'
            'TeacherFeatures', 'TranslatorStage', 'AELoss', 'ReconError', 'CodeSparsity', 'sgd', 'HookedLearner',
            'check_translator', 'translator_learner', 'save_encoder', 'load_encoder']
 
-# %% ../nbs/01_autoencoder.ipynb #955dd0a3
+# %% ../nbs/01_autoencoder.ipynb #096e6f49
 import math, torch
 from functools import partial
 from pathlib import Path
@@ -21,7 +21,7 @@ from fastai.optimizer import SGD
 import fastai.callback.progress  # progress bars (and `Learner.no_bar`) for every stage
 from .losses import ae_loss, check_4d
 
-# %% ../nbs/01_autoencoder.ipynb #a6de1a6f
+# %% ../nbs/01_autoencoder.ipynb #fabf8823
 def translator_strides(teacher_stride:int, student_stride:int, n_layers:int=3) -> tuple:
     "Strides of the encoder's `n_layers` convs so the code's stride is the largest power of two <= the stride ratio."
     for n,v in (('teacher_stride', teacher_stride), ('student_stride', student_stride)):
@@ -30,7 +30,7 @@ def translator_strides(teacher_stride:int, student_stride:int, n_layers:int=3) -
     k = min(max(int(math.floor(math.log2(ratio))), 0), n_layers) if ratio >= 1 else 0
     return tuple([2]*k + [1]*(n_layers-k))
 
-# %% ../nbs/01_autoencoder.ipynb #a58d0598
+# %% ../nbs/01_autoencoder.ipynb #f5950622
 def conv_bn_relu(ci:int, co:int, stride:int=1) -> nn.Sequential:
     "3x3 conv (padding 1) + BatchNorm + ReLU: the block of the encoder and of both adapters."
     return nn.Sequential(nn.Conv2d(ci, co, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU(inplace=True))
@@ -80,7 +80,7 @@ class KnowledgeTranslator(nn.Module):
     @property
     def stride(self) -> int: return math.prod(self.strides)
 
-# %% ../nbs/01_autoencoder.ipynb #91f1bd8a
+# %% ../nbs/01_autoencoder.ipynb #2762dbaa
 def freeze(model:nn.Module) -> nn.Module:
     "Evaluation mode and no gradients, in place; returns `model`."
     model.eval()
@@ -95,7 +95,7 @@ def same_state(a:dict, b:dict) -> bool:
     "True if two fingerprints are bit-identical."
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-# %% ../nbs/01_autoencoder.ipynb #dc64e4f2
+# %% ../nbs/01_autoencoder.ipynb #13c4a2ed
 class TeacherFeatures(Callback):
     "Run the frozen `teacher` on each batch's input (no gradient) and keep its `feature_layer` output in `learn.teacher_feature`."
     order = -5   # before the model's forward pass and before the callbacks that read the feature
@@ -113,7 +113,7 @@ class TeacherFeatures(Callback):
     def _remove(self):
         if self.hook is not None: self.hook.remove(); self.hook = None
 
-# %% ../nbs/01_autoencoder.ipynb #d1c5cc85
+# %% ../nbs/01_autoencoder.ipynb #0b7603c1
 class TranslatorStage(TeacherFeatures):
     "Stage 1: the teacher's feature becomes both input and target of the autoencoder being trained."
     def before_batch(self):
@@ -172,7 +172,7 @@ def translator_learner(dls:DataLoaders, teacher:nn.Module, translator:KnowledgeT
     return HookedLearner(dls, translator, loss_func=AELoss(alpha), opt_func=sgd(mom), lr=lr, wd=wd,
                    metrics=[ReconError(), CodeSparsity()], cbs=[TranslatorStage(teacher)] + listify(cbs), **kwargs)
 
-# %% ../nbs/01_autoencoder.ipynb #f056185a
+# %% ../nbs/01_autoencoder.ipynb #6a209822
 def save_encoder(translator:KnowledgeTranslator, path):
     "Save the encoder of `translator` (weights, channels, strides) to `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'check_classes', 'KAStudent', 'KADistill',
            'KALearner', 'student_config', 'load_student', 'EpochSeed', 'write_json', 'EpochCheckpoint', 'fit_resumable',
-           'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'teacher_learner', 'evaluate', 'n_epochs', 'mean_std',
-           'model_cost', 'preset_dls', 'train_teacher', 'train_translator', 'train_student', 'reproduce',
-           'results_markdown', 'plot_curves', 'plot_predictions', 'plot_affinities', 'preset_overrides', 'ka_reproduce']
+           'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'check_config', 'teacher_learner', 'evaluate',
+           'n_epochs', 'mean_std', 'model_cost', 'preset_dls', 'train_teacher', 'code_stride', 'train_translator',
+           'train_student', 'reproduce', 'results_markdown', 'plot_curves', 'plot_predictions', 'plot_affinities',
+           'preset_overrides', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #ce872c45
+# %% ../nbs/04_distill.ipynb #3fcd9af6
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -32,7 +33,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig, DATASETS
 
-# %% ../nbs/04_distill.ipynb #b7b0788e
+# %% ../nbs/04_distill.ipynb #d94a71c4
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -46,7 +47,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #c90403c9
+# %% ../nbs/04_distill.ipynb #7c7dc399
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -54,7 +55,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #f44b975b
+# %% ../nbs/04_distill.ipynb #eed1ae43
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -69,7 +70,7 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #2b2d1385
+# %% ../nbs/04_distill.ipynb #a62e26f8
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(TeacherFeatures):
@@ -152,7 +153,7 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #d9195af3
+# %% ../nbs/04_distill.ipynb #5656fc29
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
@@ -184,7 +185,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #6b52d59d
+# %% ../nbs/04_distill.ipynb #13f97489
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -204,7 +205,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #641481da
+# %% ../nbs/04_distill.ipynb #e32918e2
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -258,7 +259,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #03e60660
+# %% ../nbs/04_distill.ipynb #ec0701d4
 class _GradProbe(Callback):
     "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
@@ -280,7 +281,7 @@ def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
     learn.model.load_state_dict(state)
     return probe.norms
 
-# %% ../nbs/04_distill.ipynb #0999341c
+# %% ../nbs/04_distill.ipynb #5674a466
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -298,7 +299,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #6b30d702
+# %% ../nbs/04_distill.ipynb #c449c2b8
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -314,6 +315,7 @@ class Preset:
     width_mult:float = 1.
     pretrained_backbone:bool = False
     latent_ch:int = 128
+    latent_stride:int = 8         # output stride of the translator's code; None: the student's (see 'The code's grid')
     teacher_epochs:int = 5
     translator_epochs:int = 1
     student_epochs:int = 8
@@ -336,7 +338,8 @@ class Preset:
 PRESETS = {
     'cpu': Preset('cpu'),
     'paper': Preset('paper', dataset='voc', crop_size=513, bs=16, num_workers=8, teacher_backbone='resnet50',
-                    pretrained_backbone=True, latent_ch=256, iters=30_000, teacher_lr=0.007, student_lr=0.007),
+                    pretrained_backbone=True, latent_ch=256, latent_stride=None, iters=30_000,
+                    teacher_lr=0.007, student_lr=0.007),
 }
 
 def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
@@ -347,7 +350,15 @@ def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
     if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
     return cfg
 
-# %% ../nbs/04_distill.ipynb #71552cda
+def check_config(out:Path, cfg:Preset):
+    "Write `cfg` to `out/config.json`, or check that the one there is the same (the data-loading workers aside)."
+    f, cur = Path(out)/'config.json', {k: v for k, v in asdict(cfg).items() if k != 'num_workers'}
+    if not f.exists(): write_json(f, cur); return
+    old = {k: v for k, v in json.loads(f.read_text()).items() if k != 'num_workers'}
+    if diff := sorted(k for k in old.keys() | cur.keys() if old.get(k) != cur.get(k)):
+        raise ValueError(f'{out} holds a run of another configuration (differs in {", ".join(diff)}): use another output folder')
+
+# %% ../nbs/04_distill.ipynb #78b56f3c
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -362,7 +373,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #9a656f28
+# %% ../nbs/04_distill.ipynb #536a9bc1
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -391,10 +402,15 @@ def train_teacher(cfg:Preset, dls, folder, log=print):
     learn = teacher_learner(dls, teacher, cfg.teacher_lr, cfg.wd, cfg.mom)
     return teacher, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.teacher_epochs), folder, seed=0)
 
+def code_stride(cfg:Preset, student_stride:int=None) -> int:
+    "Output stride of the code for a student at `student_stride` (default `cfg`'s): `cfg.latent_stride`, never coarser than the student."
+    s = student_stride or cfg.student_stride
+    return min(cfg.latent_stride, s) if cfg.latent_stride else s
+
 def train_translator(cfg:Preset, dls, teacher:nn.Module, folder, student_stride:int=None, log=print):
-    "Stage 1: the translator from `teacher`'s feature to a latent at `student_stride` (default: `cfg`'s), in `folder`."
+    "Stage 1: the translator from `teacher`'s feature to its code for a student at `student_stride` (default: `cfg`'s), in `folder`."
     set_seed(0)
-    strides = translator_strides(teacher.feature_stride, student_stride or cfg.student_stride)
+    strides = translator_strides(teacher.feature_stride, code_stride(cfg, student_stride))
     tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, strides)
     log(f'translator: {teacher.feature_channels} -> {cfg.latent_ch} channels, strides {tr.strides}')
     learn = translator_learner(dls, teacher, tr, cfg.translator_lr, cfg.mom, cfg.translator_wd)
@@ -416,7 +432,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     cfg = get_preset(preset, dataset=dataset, **overrides)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     is_main = rank_distrib() == 0
-    if is_main: write_json(out/'config.json', dict(asdict(cfg), seeds=seeds, root=str(root) if root else None))
+    if is_main: check_config(out, cfg)
     dls = preset_dls(cfg, root)
     n, n_train = dls.n_classes, len(dls.train.dataset)
     crop = dls.crop_size
@@ -456,7 +472,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #62fb2305
+# %% ../nbs/04_distill.ipynb #ca39203e
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -526,7 +542,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #ab632594
+# %% ../nbs/04_distill.ipynb #25e1691f
 from fastcore.script import call_parse, anno_parser
 from fastcore.meta import delegates
 
@@ -542,6 +558,8 @@ def preset_overrides(
     crop_size:int=None,      # override the preset's training crop
     teacher_lr:float=None,   # override the preset's teacher learning rate
     student_lr:float=None,   # override the preset's student learning rate
+    translator_epochs:int=None, # override the preset's translator epochs
+    latent_stride:int=None,  # override the preset's stride of the translator's code (16: on the student's grid)
     beta:float=None,         # override the preset's weight of L_adapt
     gamma:float=None,        # override the preset's weight of L_aff
 ):
