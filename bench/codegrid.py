@@ -6,7 +6,7 @@
 L_adapt compares unit-normalised vectors position by position, so what the student is asked to learn is the *direction*
 of the code at each cell. For the teacher's feature averaged over each cell of a grid, and for each translator's code
 (`FOLDER:STRIDE`, the folder relative to `--out` or absolute, the stride of its code), this prints the cosine between
-the mean unit vectors of the cells that are more than half one class (validation crops of the run's data): near 1, the
+the mean unit vectors of the cells that are more than half one class (validation images of the run's data): near 1, the
 classes point the same way and imitating the direction teaches little about them; the teacher's own feature is the
 reference. A diagnostic for `04_distill`'s 'The code's grid', not a speed benchmark: it needs a trained run folder."""
 import argparse, json, sys
@@ -55,7 +55,7 @@ def main():
         for x, y in dls.valid: teacher(x); feats.append(h.stored.clone()); ys.append(y)
     phi, y = torch.cat(feats), torch.cat(ys)
     names = list(dls.class_names)
-    print(f'# class-mean cosines on {len(y)} validation crops of {out} ({cfg.dataset}, scene_seed {cfg.scene_seed})')
+    print(f'# class-mean cosines on {len(y)} validation images of {out} ({cfg.dataset}, scene_seed {cfg.scene_seed})')
     tables = []
     for spec in a.translators:
         folder, stride = spec.rsplit(':', 1); stride = int(stride)
