@@ -16,11 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch, torch.nn.functional as F
 from fastai.callback.hook import hook_output
 from knowledge_adaptation.distill import Preset, preset_dls, train_teacher, train_translator
-
-def cell_fractions(y, size, n_classes):
-    "Share of each class among the labelled pixels of each cell of a `size` grid: (N, n_classes, *size)."
-    oh = F.one_hot(torch.where(y == 255, n_classes, y).long(), n_classes + 1)[..., :n_classes].permute(0, 3, 1, 2).float()
-    return F.adaptive_avg_pool2d(oh, size)
+from probe import cell_fractions   # bench/probe.py, beside this script
 
 def class_cosines(f, frac, min_share=.5):
     "Cosine between the class-mean unit vectors of `f` (N, C, h, w) over cells with more than `min_share` of one class."
@@ -50,7 +46,7 @@ def main():
     quiet = lambda *_: None
     teacher, _ = train_teacher(cfg, dls, out/'teacher', quiet)        # a finished stage: loaded, not trained
     teacher.eval()
-    xs, feats, ys = [], [], []
+    feats, ys = [], []
     with torch.no_grad(), hook_output(teacher.feature_layer) as h:
         for x, y in dls.valid: teacher(x); feats.append(h.stored.clone()); ys.append(y)
     phi, y = torch.cat(feats), torch.cat(ys)

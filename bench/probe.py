@@ -49,11 +49,15 @@ def probe(xtr, ytr, xva, yva, n_classes, iters=300, bs=32, lr=1e-2, seed=0):
         opt.zero_grad(); loss.backward(); opt.step()
     with torch.no_grad(): return miou(up(xva, yva.shape[-2:]).argmax(1), yva, n_classes)
 
-def cell_labels(y, size, n_classes):
-    "The majority label of each cell when `y` (B, H, W) is pooled to `size`; 255 where void is the majority."
+def cell_fractions(y, size, n_classes):
+    "Share of each class among the pixels (void included) of each cell when `y` (B, H, W) is pooled to `size`: (B, n_classes, *size)."
     valid = y != 255
     onehot = F.one_hot(torch.where(valid, y, 0), n_classes).permute(0, 3, 1, 2).float() * valid[:, None]
-    frac = F.adaptive_avg_pool2d(onehot, size)
+    return F.adaptive_avg_pool2d(onehot, size)
+
+def cell_labels(y, size, n_classes):
+    "The majority label of each cell when `y` (B, H, W) is pooled to `size`; 255 where void is the majority."
+    frac = cell_fractions(y, size, n_classes)
     lab = frac.argmax(1)
     return torch.where(frac.sum(1) > 0.5, lab, torch.full_like(lab, 255))
 
