@@ -3,10 +3,13 @@ pieces the KA step is made of, so that the cost of the KA terms and adapters the
 
     python bench/step.py                 # CPU preset (crop and batch from knowledge_adaptation.distill.PRESETS['cpu'])
     python bench/step.py --steps 20 --crop 96 --bs 16
+    python bench/step.py --contiguous    # networks in contiguous memory order instead of the preset's channels-last
 
 A step is timed from fastai's `before_batch` to `after_step` (forward, loss, backward, optimiser step), inside a real
-`KALearner.fit`, so every callback is included. The teacher forward is timed on its own on the same batches.
-Overhead of the KA terms = KA step - (baseline step + teacher forward); target: at most 10% of the latter."""
+`KALearner.fit`, so every callback is included. 'baseline + teacher forward' is the baseline step with the frozen
+teacher running on each batch (`TeacherFeatures`) and no term using it. The rows are timed in interleaved rounds, so
+that drifts in the machine's speed hit them alike.
+Overhead of the KA terms = KA step - (baseline + teacher forward); target: at most 10% of the latter."""
 import argparse, statistics, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -15,8 +18,8 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.torch_core import set_seed
 from knowledge_adaptation.data import seg_dls
 from knowledge_adaptation.models import DeepLabV3Plus, MobileNetV2Seg
-from knowledge_adaptation.autoencoder import KnowledgeTranslator, translator_strides
-from knowledge_adaptation.distill import KALearner, get_preset, code_stride
+from knowledge_adaptation.autoencoder import KnowledgeTranslator, TeacherFeatures, translator_strides
+from knowledge_adaptation.distill import KALearner, get_preset, code_stride, with_memory_format
 
 class StepTimer(Callback):
     order = -100   # before every other callback, so before_batch starts the clock before the teacher runs
@@ -29,41 +32,46 @@ class StepTimer(Callback):
 def time_learner(learn, steps, warmup):
     t = StepTimer(steps, warmup)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=t)
-    return statistics.median(t.times[warmup:])
+    return t.times[warmup:]
 
 def main():
     cfg = get_preset('cpu')
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--crop', type=int, default=cfg.crop_size or 128)
     p.add_argument('--bs', type=int, default=cfg.bs)
-    p.add_argument('--steps', type=int, default=15)
-    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--steps', type=int, default=10)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--rounds', type=int, default=4)
+    p.add_argument('--contiguous', action='store_true', help='networks in contiguous memory order (the preset: channels-last)')
     a = p.parse_args()
+    if a.contiguous: cfg = get_preset('cpu', channels_last=False)
     n_train = a.bs * (a.steps + a.warmup + 1)
     dls = seg_dls('scenes', crop_size=a.crop, bs=a.bs, n_train=n_train, n_valid=a.bs, device='cpu')
     n = dls.n_classes
     set_seed(0)
-    teacher = DeepLabV3Plus(n, cfg.teacher_backbone, cfg.teacher_stride).eval()
-    tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, translator_strides(teacher.feature_stride, code_stride(cfg))).eval()   # the preset's code grid
-    batches = [b for _, b in zip(range(a.steps + a.warmup), dls.train)]
-    with torch.no_grad():
-        tt = []
-        for x, _ in batches:
-            t0 = time.perf_counter(); teacher(x); tt.append(time.perf_counter() - t0)
-    t_fwd = statistics.median(tt[a.warmup:])
-    res = {}
-    for name, terms in (('baseline', ()), ('ka', ('adapt', 'aff')), ('adapt only', ('adapt',)), ('aff only', ('aff',))):
+    teacher = with_memory_format(cfg, DeepLabV3Plus(n, cfg.teacher_backbone, cfg.teacher_stride).eval())
+    tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, translator_strides(teacher.feature_stride, code_stride(cfg)))   # the preset's code grid
+    tr = with_memory_format(cfg, tr.eval())
+    learners = {}
+    for name, terms in (('baseline', ()), ('baseline + teacher forward', 'teacher'), ('ka', ('adapt', 'aff')),
+                        ('adapt only', ('adapt',)), ('aff only', ('aff',))):
         set_seed(0)
-        learn = KALearner(dls, MobileNetV2Seg(n, cfg.student_stride), teacher, tr, terms=terms, lr=cfg.student_lr)
-        res[name] = time_learner(learn, a.steps, a.warmup)
-    base = res['baseline'] + t_fwd
-    print(f'# training step, crop {a.crop}, batch {a.bs}, code at output stride {teacher.feature_stride * tr.stride}, {torch.get_num_threads()} threads, median of {a.steps} steps')
+        extra = [TeacherFeatures(teacher, on_valid=False)] if terms == 'teacher' else None   # the teacher runs, no term uses it
+        learn = KALearner(dls, MobileNetV2Seg(n, cfg.student_stride), teacher, tr, terms=() if extra else terms, lr=cfg.student_lr, cbs=extra)
+        with_memory_format(cfg, learn.model)   # as train_student does
+        learners[name] = learn
+    times = {k: [] for k in learners}
+    for _ in range(a.rounds):          # interleaved, so that the machine's drifts in speed hit every row alike
+        for k, learn in learners.items(): times[k] += time_learner(learn, a.steps, a.warmup)
+    res = {k: statistics.median(v) for k, v in times.items()}
+    print(f'# training step, crop {a.crop}, batch {a.bs}, code at output stride {teacher.feature_stride * tr.stride}, '
+          f'{"channels-last" if cfg.channels_last else "contiguous"} networks, {torch.get_num_threads()} threads, '
+          f'median of {a.rounds} x {a.steps} steps')
     print('| what | seconds per step | images/s |')
     print('|---|---|---|')
-    print(f'| teacher forward (no grad) | {t_fwd:.3f} | {a.bs / t_fwd:.0f} |')
     for k, v in res.items(): print(f'| student step: {k} | {v:.3f} | {a.bs / v:.0f} |')
-    ov = res['ka'] - base
-    print(f'\nKA step {res["ka"]:.3f} s = baseline step + teacher forward ({base:.3f} s) + {ov:.3f} s '
+    base, ov = res['baseline + teacher forward'], res['ka'] - res['baseline + teacher forward']
+    print(f'\nKA step {res["ka"]:.3f} s = baseline step with the teacher forward ({base:.3f} s) + {ov:.3f} s '
           f'({100 * ov / base:+.1f}%: the KA terms, encoder and adapters; target <= +10%)')
 
 if __name__ == '__main__': main()

@@ -6,11 +6,11 @@
 __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'check_classes', 'KAStudent', 'KADistill',
            'KALearner', 'student_config', 'load_student', 'EpochSeed', 'write_json', 'EpochCheckpoint', 'fit_resumable',
            'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'check_config', 'teacher_learner', 'evaluate',
-           'n_epochs', 'mean_std', 'model_cost', 'preset_dls', 'train_teacher', 'code_stride', 'train_translator',
-           'train_student', 'reproduce', 'results_markdown', 'plot_curves', 'plot_predictions', 'plot_affinities',
-           'preset_overrides', 'ka_reproduce']
+           'n_epochs', 'mean_std', 'model_cost', 'preset_dls', 'with_memory_format', 'train_teacher', 'code_stride',
+           'train_translator', 'train_student', 'reproduce', 'results_markdown', 'plot_curves', 'plot_predictions',
+           'plot_affinities', 'preset_overrides', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #2c5af2f0
+# %% ../nbs/04_distill.ipynb #0b0c8a05
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -33,7 +33,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig, DATASETS
 
-# %% ../nbs/04_distill.ipynb #62c211f6
+# %% ../nbs/04_distill.ipynb #a26ff051
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -47,7 +47,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #012dd8e7
+# %% ../nbs/04_distill.ipynb #0f1b133e
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -55,7 +55,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #d1b8b380
+# %% ../nbs/04_distill.ipynb #5a95ef97
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -70,19 +70,21 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #86038380
+# %% ../nbs/04_distill.ipynb #b94e4780
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(TeacherFeatures):
     "Add the weighted distillation `weights` ({term: weight}) to the cross-entropy, with frozen `teacher` and `encoder`."
     order = 55  # before_fit after Recorder's (50), so the term columns join its table, and before ProgressCallback's (60)
     def __init__(self, teacher:nn.Module=None, encoder:KnowledgeTranslator=None, weights:dict=None, T:float=4.,
-                 p:float=1, q:float=2, per_image:bool=False, channel_mean:bool=False, squared_aff:bool=False, aff_target:str='code'):
+                 p:float=1, q:float=2, per_image:bool=False, channel_mean:bool=False, squared_aff:bool=False, aff_target:str='code',
+                 grid:str='code'):
         weights = {k: float(v) for k, v in (weights or {}).items() if v}
         if unknown := set(weights) - set(TERMS): raise ValueError(f'unknown distillation terms {sorted(unknown)}; valid: {TERMS}')
         if aff_target not in ('code', 'feature'): raise ValueError(f"aff_target must be 'code' or 'feature', got {aff_target!r}")
+        if grid not in ('code', 'student'): raise ValueError(f"grid must be 'code' or 'student', got {grid!r}")
         super().__init__(teacher, on_valid=False)      # the teacher runs on training batches only
-        store_attr('encoder,weights,T,p,q,per_image,channel_mean,squared_aff,aff_target')
+        store_attr('encoder,weights,T,p,q,per_image,channel_mean,squared_aff,aff_target,grid')
         if self.needs_teacher and teacher is None: raise ValueError(f'terms {sorted(weights)} need a teacher')
         if self.needs_code and encoder is None: raise ValueError("'adapt' and 'aff' need the translator's encoder")
         self.s_hook = None
@@ -117,12 +119,18 @@ class KADistill(TeacherFeatures):
         if self.training and self.needs_code:
             with torch.no_grad(): self.code = self.encoder.encode(self.learn.teacher_feature)
 
+    def _on_grid(self, f:Tensor, z:Tensor) -> tuple:
+        "The student's `f` and the code `z` on the grid they are compared on: the code's, or the student's (`grid`)."
+        return (align_to(f, z), z) if self.grid == 'code' else (f, align_to(z, f))
+
     def _term(self, k:str) -> Tensor:
         feats, z = self._ka_model().feats, self.code
-        if k == 'adapt': return adapt_loss(z, align_to(feats['adapt'], z), self.p, self.q, self.per_image, self.channel_mean)
+        if k == 'adapt':
+            f, z = self._on_grid(feats['adapt'], z)
+            return adapt_loss(z, f, self.p, self.q, self.per_image, self.channel_mean)
         if k == 'aff':
             if self.aff_target == 'feature': return affinity_loss(feats['aff'], align_to(self.teacher_feature, feats['aff']), self.squared_aff)
-            return affinity_loss(align_to(feats['aff'], z), z, self.squared_aff)
+            return affinity_loss(*self._on_grid(feats['aff'], z), self.squared_aff)
         if k == 'kd': return kd_loss(self.pred, self.teacher_logits, self.T)
         return fitnet_loss(feats['fitnet'], self.teacher_feature)
 
@@ -153,13 +161,13 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #662b486e
+# %% ../nbs/04_distill.ipynb #5d94f3f6
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
                  beta:float=50., gamma:float=1., terms=('adapt', 'aff'), T:float=4., kd_weight:float=1.,
                  fitnet_weight:float=1., aff_ch:int=None, squared_aff:bool=False, per_image:bool=False, channel_mean:bool=True,
-                 aff_target:str='code',
+                 aff_target:str='code', grid:str='code',
                  lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9, metrics=None, cbs=None, **kwargs):
         terms = tuple(listify(terms))
         if unknown := set(terms) - set(TERMS): raise ValueError(f'unknown distillation terms {sorted(unknown)}; valid: {TERMS}')
@@ -176,7 +184,7 @@ class KALearner(HookedLearner):
             if teacher is None: raise ValueError("'fitnet' needs a teacher")
             heads['fitnet'] = FitNetRegressor(student.feature_channels, teacher.feature_channels)
         self.distill = KADistill(teacher, encoder, weights, T=T, per_image=per_image, channel_mean=channel_mean,
-                                 squared_aff=squared_aff, aff_target=aff_target)
+                                 squared_aff=squared_aff, aff_target=aff_target, grid=grid)
         n = getattr(dls, 'n_classes', student.num_classes)
         super().__init__(dls, KAStudent(student, heads), loss_func=seg_loss(), opt_func=sgd(mom), lr=lr, wd=wd,
                          metrics=listify(metrics) or [MeanIoU(n)],
@@ -185,7 +193,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #aa502290
+# %% ../nbs/04_distill.ipynb #7542c97b
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -205,7 +213,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #6e1cf033
+# %% ../nbs/04_distill.ipynb #1816dd61
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -259,7 +267,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #08f14565
+# %% ../nbs/04_distill.ipynb #10015008
 class _GradProbe(Callback):
     "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
@@ -281,7 +289,7 @@ def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
     learn.model.load_state_dict(state)
     return probe.norms
 
-# %% ../nbs/04_distill.ipynb #09c7fb86
+# %% ../nbs/04_distill.ipynb #10d6fc8f
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -299,7 +307,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #711e0b5d
+# %% ../nbs/04_distill.ipynb #c1f4baa8
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -334,6 +342,7 @@ class Preset:
     scene_size:int = 128          # the side of its (square) images,
     scene_colour_jitter:float = 0.15  # its colours (see `SceneConfig.colour_jitter`; None: at random)
     scene_seed:int = 0            # and the seed of its samples (another seed: disjoint training and validation images)
+    channels_last:bool = True     # networks in channels-last memory order: same maths, faster convolutions (see `with_memory_format`)
 
 PRESETS = {
     'cpu': Preset('cpu'),
@@ -358,7 +367,7 @@ def check_config(out:Path, cfg:Preset):
     if diff := sorted(k for k in old.keys() | cur.keys() if old.get(k) != cur.get(k)):
         raise ValueError(f'{out} holds a run of another configuration (differs in {", ".join(diff)}): use another output folder')
 
-# %% ../nbs/04_distill.ipynb #d50694ba
+# %% ../nbs/04_distill.ipynb #535de226
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -373,7 +382,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #592bdaa4
+# %% ../nbs/04_distill.ipynb #c74e541a
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -394,10 +403,17 @@ def preset_dls(cfg:Preset, root=None):
               scene_config=SceneConfig(size=cfg.scene_size, colour_jitter=cfg.scene_colour_jitter)) if cfg.dataset == 'scenes' else {}
     return seg_dls(cfg.dataset, root, cfg.crop_size, cfg.bs, num_workers=cfg.num_workers, seed=0, **kw)
 
+# Written here rather than fastai's `ChannelsLast` callback: that one converts `learn.model` at `before_fit` only, while the
+# frozen teacher and encoder live outside the trained model and a finished stage is loaded without a fit.
+def with_memory_format(cfg:Preset, model:nn.Module) -> nn.Module:
+    "`model`, its 4-d weights in channels-last order if `cfg.channels_last` (same values; oneDNN's CPU convolutions run faster so)."
+    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
 def train_teacher(cfg:Preset, dls, folder, log=print):
     "Stage 0: the teacher of `cfg`, trained (or loaded, or resumed) in `folder`. Returns `(teacher, stage state)`."
     set_seed(0)
     teacher = DeepLabV3Plus(dls.n_classes, cfg.teacher_backbone, cfg.teacher_stride, cfg.pretrained_backbone, feature=cfg.teacher_feature)
+    teacher = with_memory_format(cfg, teacher)
     log(f'teacher: DeepLabV3+ {cfg.teacher_backbone}, output stride {cfg.teacher_stride}')
     learn = teacher_learner(dls, teacher, cfg.teacher_lr, cfg.wd, cfg.mom)
     return teacher, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.teacher_epochs), folder, seed=0)
@@ -411,7 +427,7 @@ def train_translator(cfg:Preset, dls, teacher:nn.Module, folder, student_stride:
     "Stage 1: the translator from `teacher`'s feature to its code for a student at `student_stride` (default: `cfg`'s), in `folder`."
     set_seed(0)
     strides = translator_strides(teacher.feature_stride, code_stride(cfg, student_stride))
-    tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, strides)
+    tr = with_memory_format(cfg, KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, strides))
     log(f'translator: {teacher.feature_channels} -> {cfg.latent_ch} channels, strides {tr.strides}')
     learn = translator_learner(dls, teacher, tr, cfg.translator_lr, cfg.mom, cfg.translator_wd)
     return tr, fit_resumable(learn, cfg.translator_epochs, folder, seed=0)
@@ -425,6 +441,7 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
     log(f'student, seed {seed}: MobileNetV2 output stride {os_}, terms {", ".join(terms) or "none"} -> {folder}')
     learn = KALearner(dls, student, teacher, translator, cfg.beta, cfg.gamma, terms=terms, lr=cfg.student_lr, wd=cfg.wd,
                       mom=cfg.mom, channel_mean=cfg.adapt_channel_mean, **ka_kwargs)
+    with_memory_format(cfg, learn.model)           # the student and its adapters
     return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed)
 
 def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, root=None, log=print, **overrides) -> dict:
@@ -472,7 +489,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #7f039ae2
+# %% ../nbs/04_distill.ipynb #c8d175d6
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -542,7 +559,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #7f03eac9
+# %% ../nbs/04_distill.ipynb #4a98779d
 from fastcore.script import call_parse, anno_parser
 from fastcore.meta import delegates
 

@@ -6,13 +6,13 @@
 __all__ = ['AUTO_F64_RATIO', 'check_4d', 'check_finite', 'check_pair', 'align_to', 'ae_loss', 'adapt_loss', 'affinity_matrix',
            'affinity_loss', 'kd_loss', 'fitnet_loss']
 
-# %% ../nbs/00_losses.ipynb #7f11abe0
+# %% ../nbs/00_losses.ipynb #ae1142b6
 import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../nbs/00_losses.ipynb #503e2040
+# %% ../nbs/00_losses.ipynb #3dcd69be
 def check_4d(name:str, x:Tensor):
     "Raise `ValueError` unless `x` is a 4-D `(B, C, H, W)` tensor."
     if not isinstance(x, Tensor): raise ValueError(f'{name} must be a torch.Tensor, got {type(x).__name__}')
@@ -30,7 +30,7 @@ def check_pair(a_name:str, a:Tensor, b_name:str, b:Tensor, channels:bool=False, 
         what = 'batch' + (', channels' if channels else '') + (' and spatial size' if spatial else '')
         raise ValueError(f'{a_name} {tuple(a.shape)} and {b_name} {tuple(b.shape)} must agree in {what}')
 
-# %% ../nbs/00_losses.ipynb #59eae027
+# %% ../nbs/00_losses.ipynb #e299162a
 def align_to(x:Tensor, size) -> Tensor:
     "Resize `x` (B, C, H, W) bilinearly to `size`: an `(h, w)` pair or a tensor whose last two dims give it."
     check_4d('x', x)
@@ -39,7 +39,7 @@ def align_to(x:Tensor, size) -> Tensor:
     if tuple(x.shape[-2:]) == size: return x
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
-# %% ../nbs/00_losses.ipynb #b3d7529d
+# %% ../nbs/00_losses.ipynb #9dc585b9
 def ae_loss(recon:Tensor, target:Tensor, code:Tensor, alpha:float=1e-7) -> Tensor:
     "Eq. 1: MSE between `recon` and `target` plus `alpha` times the per-image L1 norm of `code`, averaged over the batch."
     check_pair('recon', recon, 'target', target, channels=True)
@@ -48,7 +48,7 @@ def ae_loss(recon:Tensor, target:Tensor, code:Tensor, alpha:float=1e-7) -> Tenso
         raise ValueError(f'code {tuple(code.shape)} and target {tuple(target.shape)} must have the same batch size')
     return F.mse_loss(recon, target) + alpha * code.abs().flatten(1).sum(1).mean()
 
-# %% ../nbs/00_losses.ipynb #5d011ad4
+# %% ../nbs/00_losses.ipynb #3a67b5c2
 def adapt_loss(z:Tensor, f:Tensor, p:float=1, q:float=2, per_image:bool=False, channel_mean:bool=False, eps:float=1e-12) -> Tensor:
     "Eq. 2: mean over positions (or images, if `per_image`) of the `p`-norm between `q`-normalised `z` and `f` (/ channels if `channel_mean`)."
     check_pair('z (teacher latent)', z, 'f (adapted student feature)', f, channels=True)
@@ -58,7 +58,7 @@ def adapt_loss(z:Tensor, f:Tensor, p:float=1, q:float=2, per_image:bool=False, c
     loss = torch.linalg.vector_norm(zn - fn, ord=p, dim=1).mean()
     return loss / n_ch if channel_mean else loss
 
-# %% ../nbs/00_losses.ipynb #e08eec81
+# %% ../nbs/00_losses.ipynb #941dc22f
 def _unit_positions(x:Tensor, dtype=None) -> Tensor:
     "(B, C, h, w) -> (B, C, m): each position's channel vector scaled to unit L2 norm (zero vectors stay zero)."
     x = x.flatten(2)
@@ -71,7 +71,7 @@ def affinity_matrix(x:Tensor) -> Tensor:
     u = _unit_positions(x)
     return u.transpose(1,2) @ u / u.shape[-1]
 
-# %% ../nbs/00_losses.ipynb #9cc273d4
+# %% ../nbs/00_losses.ipynb #2844b993
 def _safe_sqrt(x:Tensor, eps:float) -> Tensor:
     "sqrt that returns 0 with zero gradient where `x <= eps` (the norm of a zero vector), instead of an infinite slope."
     pos = x > eps
@@ -115,17 +115,20 @@ class _GramAffinity(torch.autograd.Function):
         w = grad.to(ctx.dtype) / (B * m) / m**2                       # d loss / d q, before the root
         if not ctx.squared: w = w * torch.where(rows > 0, 0.5 / rows.clamp_min(1e-300), torch.zeros_like(rows))
         else: w = w.expand_as(d2)
-        gs, gt = torch.zeros_like(xs), torch.zeros_like(xt)
+        need_s, need_t = ctx.needs_input_grad[:2]   # in distillation the teacher's side needs none: skip its half
+        gs, gt = torch.zeros_like(xs) if need_s else None, torch.zeros_like(xt) if need_t else None
         for b in range(B):
             gss, gst, gtt = ctx.grams[b]
             wss, wst, wtt = _grams(xs[b], xt[b], ctx.dtype, ctx.chunk, w[b])
             for sl, s, t, ns, nt in _unit_chunks(xs[b], xt[b], ctx.dtype, ctx.chunk):
                 wi = w[b, sl]
-                us = 2 * (wi * (gss @ s - gst @ t) + wss @ s - wst @ t)
-                ut = 2 * (wi * (gtt @ t - gst.T @ s) + wtt @ t - wst.T @ s)
-                gs[b, :, sl] = _normalize_backward(us, s, ns).to(gs.dtype)
-                gt[b, :, sl] = _normalize_backward(ut, t, nt).to(gt.dtype)
-        return gs.view_as(fs), gt.view_as(ft), None, None, None
+                if need_s:
+                    us = 2 * (wi * (gss @ s - gst @ t) + wss @ s - wst @ t)
+                    gs[b, :, sl] = _normalize_backward(us, s, ns).to(gs.dtype)
+                if need_t:
+                    ut = 2 * (wi * (gtt @ t - gst.T @ s) + wtt @ t - wst.T @ s)
+                    gt[b, :, sl] = _normalize_backward(ut, t, nt).to(gt.dtype)
+        return gs.view_as(fs) if need_s else None, gt.view_as(ft) if need_t else None, None, None, None
 
 _NORM_EPS = 1e-12  # F.normalize's default: vectors shorter than this are divided by it instead
 AUTO_F64_RATIO = 1e-2  # acc_dtype='auto': float64 when a row's result is below this fraction of the terms it is made of
@@ -172,7 +175,7 @@ def affinity_loss(fs:Tensor, ft:Tensor, squared:bool=False, impl:str='auto', acc
     if impl == 'dense': return _affinity_rows_dense(fs, ft, squared).mean()
     return _GramAffinity.apply(fs, ft, squared, acc_dtype or fs.dtype, chunk)
 
-# %% ../nbs/00_losses.ipynb #7f67ccbe
+# %% ../nbs/00_losses.ipynb #a07ec1b5
 def kd_loss(s_logits:Tensor, t_logits:Tensor, T:float=4.) -> Tensor:
     "Per-pixel KL(softmax(t/T) || softmax(s/T)) * T^2, mean over pixels; student logits resized to the teacher's."
     if not T > 0: raise ValueError(f'temperature T must be positive, got {T}')
