@@ -10,7 +10,7 @@ __all__ = ['TERMS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', '
            'train_translator', 'train_student', 'reproduce', 'results_markdown', 'plot_curves', 'plot_predictions',
            'plot_affinities', 'preset_overrides', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #0b0c8a05
+# %% ../nbs/04_distill.ipynb #0ed0d748
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -33,7 +33,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig, DATASETS
 
-# %% ../nbs/04_distill.ipynb #a26ff051
+# %% ../nbs/04_distill.ipynb #6406e495
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -47,7 +47,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #0f1b133e
+# %% ../nbs/04_distill.ipynb #dea73260
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -55,7 +55,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #5a95ef97
+# %% ../nbs/04_distill.ipynb #eb35c1d8
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -70,7 +70,7 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #b94e4780
+# %% ../nbs/04_distill.ipynb #e0298a13
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 
 class KADistill(TeacherFeatures):
@@ -78,7 +78,7 @@ class KADistill(TeacherFeatures):
     order = 55  # before_fit after Recorder's (50), so the term columns join its table, and before ProgressCallback's (60)
     def __init__(self, teacher:nn.Module=None, encoder:KnowledgeTranslator=None, weights:dict=None, T:float=4.,
                  p:float=1, q:float=2, per_image:bool=False, channel_mean:bool=False, squared_aff:bool=False, aff_target:str='code',
-                 grid:str='code'):
+                 grid:str='student'):
         weights = {k: float(v) for k, v in (weights or {}).items() if v}
         if unknown := set(weights) - set(TERMS): raise ValueError(f'unknown distillation terms {sorted(unknown)}; valid: {TERMS}')
         if aff_target not in ('code', 'feature'): raise ValueError(f"aff_target must be 'code' or 'feature', got {aff_target!r}")
@@ -161,13 +161,13 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #5d94f3f6
+# %% ../nbs/04_distill.ipynb #9923b776
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
                  beta:float=50., gamma:float=1., terms=('adapt', 'aff'), T:float=4., kd_weight:float=1.,
                  fitnet_weight:float=1., aff_ch:int=None, squared_aff:bool=False, per_image:bool=False, channel_mean:bool=True,
-                 aff_target:str='code', grid:str='code',
+                 aff_target:str='code', grid:str='student',
                  lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9, metrics=None, cbs=None, **kwargs):
         terms = tuple(listify(terms))
         if unknown := set(terms) - set(TERMS): raise ValueError(f'unknown distillation terms {sorted(unknown)}; valid: {TERMS}')
@@ -193,7 +193,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #7542c97b
+# %% ../nbs/04_distill.ipynb #260bf1ef
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -213,7 +213,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #1816dd61
+# %% ../nbs/04_distill.ipynb #d7cbf6e0
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -267,7 +267,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #10015008
+# %% ../nbs/04_distill.ipynb #0af3fda4
 class _GradProbe(Callback):
     "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
@@ -289,7 +289,7 @@ def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
     learn.model.load_state_dict(state)
     return probe.norms
 
-# %% ../nbs/04_distill.ipynb #10d6fc8f
+# %% ../nbs/04_distill.ipynb #4967a0ab
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -307,7 +307,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #c1f4baa8
+# %% ../nbs/04_distill.ipynb #9bc7338c
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -324,6 +324,7 @@ class Preset:
     pretrained_backbone:bool = False
     latent_ch:int = 128
     latent_stride:int = 8         # output stride of the translator's code; None: the student's (see 'The code's grid')
+    grid:str = 'student'          # a finer code is averaged to the student's grid ('student') or compared on its own ('code')
     teacher_epochs:int = 5
     translator_epochs:int = 1
     student_epochs:int = 8
@@ -367,7 +368,7 @@ def check_config(out:Path, cfg:Preset):
     if diff := sorted(k for k in old.keys() | cur.keys() if old.get(k) != cur.get(k)):
         raise ValueError(f'{out} holds a run of another configuration (differs in {", ".join(diff)}): use another output folder')
 
-# %% ../nbs/04_distill.ipynb #535de226
+# %% ../nbs/04_distill.ipynb #26763f47
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -382,7 +383,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #c74e541a
+# %% ../nbs/04_distill.ipynb #85f160df
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -440,7 +441,7 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
     student = MobileNetV2Seg(dls.n_classes, os_, cfg.width_mult, cfg.pretrained_backbone)
     log(f'student, seed {seed}: MobileNetV2 output stride {os_}, terms {", ".join(terms) or "none"} -> {folder}')
     learn = KALearner(dls, student, teacher, translator, cfg.beta, cfg.gamma, terms=terms, lr=cfg.student_lr, wd=cfg.wd,
-                      mom=cfg.mom, channel_mean=cfg.adapt_channel_mean, **ka_kwargs)
+                      mom=cfg.mom, channel_mean=cfg.adapt_channel_mean, **{'grid': cfg.grid, **ka_kwargs})
     with_memory_format(cfg, learn.model)           # the student and its adapters
     return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed)
 
@@ -489,7 +490,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #c8d175d6
+# %% ../nbs/04_distill.ipynb #87eea7e1
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -559,7 +560,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #4a98779d
+# %% ../nbs/04_distill.ipynb #26b01e19
 from fastcore.script import call_parse, anno_parser
 from fastcore.meta import delegates
 
@@ -577,6 +578,7 @@ def preset_overrides(
     student_lr:float=None,   # override the preset's student learning rate
     translator_epochs:int=None, # override the preset's translator epochs
     latent_stride:int=None,  # override the preset's stride of the translator's code (16: on the student's grid)
+    grid:str=None,           # override where a finer code is compared: 'code' (its grid) or 'student' (averaged down)
     beta:float=None,         # override the preset's weight of L_adapt
     gamma:float=None,        # override the preset's weight of L_aff
 ):
