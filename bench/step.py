@@ -53,11 +53,12 @@ def main():
     tr = KnowledgeTranslator(teacher.feature_channels, cfg.latent_ch, translator_strides(teacher.feature_stride, code_stride(cfg)))   # the preset's code grid
     tr = with_memory_format(cfg, tr.eval())
     learners = {}
-    for name, terms in (('baseline', ()), ('baseline + teacher forward', 'teacher'), ('ka', ('adapt', 'aff')),
-                        ('adapt only', ('adapt',)), ('aff only', ('aff',))):
+    # (row, distillation terms, whether the frozen teacher runs on each batch although no term uses it)
+    for name, terms, bare_teacher in (('baseline', (), False), ('baseline + teacher forward', (), True),
+                                      ('ka', ('adapt', 'aff'), False), ('adapt only', ('adapt',), False), ('aff only', ('aff',), False)):
         set_seed(0)
-        extra = [TeacherFeatures(teacher, on_valid=False)] if terms == 'teacher' else None   # the teacher runs, no term uses it
-        learn = KALearner(dls, MobileNetV2Seg(n, cfg.student_stride), teacher, tr, terms=() if extra else terms, lr=cfg.student_lr, cbs=extra)
+        extra = [TeacherFeatures(teacher, on_valid=False)] if bare_teacher else None
+        learn = KALearner(dls, MobileNetV2Seg(n, cfg.student_stride), teacher, tr, terms=terms, lr=cfg.student_lr, cbs=extra)
         with_memory_format(cfg, learn.model)   # as train_student does
         learners[name] = learn
     times = {k: [] for k in learners}
