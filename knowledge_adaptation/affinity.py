@@ -5,19 +5,19 @@
 # %% auto #0
 __all__ = ['AffinityDistillation', 'affinity_map', 'grid_pos', 'show_affinity']
 
-# %% ../nbs/03_affinity.ipynb #4ca593dd
+# %% ../nbs/03_affinity.ipynb #f9316421
 import torch
 from torch import nn, Tensor
 from fastcore.basics import store_attr
 from .losses import affinity_loss, check_4d, check_finite, _unit_positions
 
-# %% ../nbs/03_affinity.ipynb #3fe78268
+# %% ../nbs/03_affinity.ipynb #1956a11f
 class AffinityDistillation(nn.Module):
-    "Eq. 4 as a module (gram implementation): `forward(fs, ft)` -> scalar loss; `squared` for the squared-norm reading."
-    def __init__(self, squared:bool=False, impl:str='gram'): super().__init__(); store_attr('squared,impl')
+    "Eq. 4 as a module: `forward(fs, ft)` -> scalar loss; `squared` for the squared-norm reading, `impl` as in `affinity_loss`."
+    def __init__(self, squared:bool=False, impl:str='auto'): super().__init__(); store_attr('squared,impl')
     def forward(self, fs:Tensor, ft:Tensor) -> Tensor: return affinity_loss(fs, ft, self.squared, self.impl)
 
-# %% ../nbs/03_affinity.ipynb #24eb8cf0
+# %% ../nbs/03_affinity.ipynb #d04f9713
 def affinity_map(feat:Tensor, pos) -> Tensor:
     "Cosine similarity (h, w) of the position `pos` = (row, col) of `feat` (1, C, h, w) or (C, h, w) to every position."
     if feat.ndim == 3: feat = feat[None]
@@ -33,7 +33,7 @@ def grid_pos(img_pos, img_size, grid_size) -> tuple:
     "The feature-grid cell (row, col) that holds the pixel `img_pos` of an image of `img_size`."
     return tuple(min(int(p * g / s), g - 1) for p, s, g in zip(img_pos, img_size, grid_size))
 
-# %% ../nbs/03_affinity.ipynb #1a595b60
+# %% ../nbs/03_affinity.ipynb #f7b46042
 def show_affinity(image:Tensor, feats:dict, img_pos, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), figsize=None):
     "Figure: the image with `img_pos` = (row, col) marked, then one affinity map per entry of `feats` (name -> (1, C, h, w))."
     import matplotlib.pyplot as plt
