@@ -7,7 +7,7 @@ __all__ = ['ROWS', 'STRIDE_PAIRS', 'PAPER', 'PAPER_NOTES', 'ABLATION_PRESETS', '
            'run_path', 'ablate', 'paired_diff', 'ablation_results', 'paper_comparisons', 'comparison_lines',
            'ablation_markdown', 'plot_miou_vs_gmacs', 'ka_ablate']
 
-# %% ../nbs/05_ablations.ipynb #c35da2dc
+# %% ../nbs/05_ablations.ipynb #5e10aa0f
 import json, math, time
 from dataclasses import dataclass, asdict, replace
 from functools import cache
@@ -20,7 +20,7 @@ from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teac
                                           train_student, evaluate, write_json, mean_std, model_cost, check_config, code_stride)
 from .models import DeepLabV3Plus, MobileNetV2Seg
 
-# %% ../nbs/05_ablations.ipynb #264ae727
+# %% ../nbs/05_ablations.ipynb #c3c4967e
 @dataclass(frozen=True)
 class AblationRow:
     "A row of the table: a student at output stride `stride` trained with the distillation `terms`."
@@ -37,7 +37,7 @@ class AblationRow:
     @property
     def ka_kwargs(self) -> dict: return dict(T=self.T, aff_target=self.aff_target)
 
-# %% ../nbs/05_ablations.ipynb #450b42d9
+# %% ../nbs/05_ablations.ipynb #6ddbf3d8
 _METHOD = ('adapt', 'aff')
 
 ROWS = {
@@ -60,7 +60,7 @@ def pick_rows(rows=None) -> list:
     if not names: raise ValueError(f'no rows given; valid rows: {", ".join(ROWS)}')
     return [r for r in ROWS if r in names]
 
-# %% ../nbs/05_ablations.ipynb #d979adbe
+# %% ../nbs/05_ablations.ipynb #176c9601
 PAPER = dict(
     cityscapes_test=(70.2, 72.7),   # mIoU (%) of the MobileNetV2 student (OS16) without -> with the method, Cityscapes test
     method_minus_fitnet=1.2,        # mIoU points by which the method beats FitNet (hyper-parameters fixed)
@@ -73,10 +73,10 @@ PAPER_NOTES = {  # the paper's figure beside each row of the table
     'os4_baseline': 'below OS16 + method, which needs ~8% of its FLOPs',
 }
 
-# %% ../nbs/05_ablations.ipynb #3b24eb7d
+# %% ../nbs/05_ablations.ipynb #214ac0f6
 ABLATION_PRESETS = {
     'cpu': replace(PRESETS['cpu'], name='ablation-cpu', crop_size=64, scene_size=96, bs=16, n_train=384, n_valid=64,
-                   teacher_epochs=12, student_epochs=4),
+                   teacher_epochs=12, student_epochs=4, beta=50.),   # the paper's beta (the table's; `cpu`'s 100 was chosen at 96 px)
     'paper': PRESETS['paper'],
 }
 
@@ -84,7 +84,7 @@ def ablation_preset(name:str='cpu', **overrides) -> Preset:
     "The preset `name` of `ABLATION_PRESETS` with `overrides` (those that are None ignored), its dataset checked."
     return get_preset(name, ABLATION_PRESETS, **overrides)
 
-# %% ../nbs/05_ablations.ipynb #a36b982a
+# %% ../nbs/05_ablations.ipynb #2a6cec1a
 def run_path(out, name:str, seed:int) -> Path: return Path(out)/'runs'/f'{name}_seed{seed}.json'
 
 def _read_json(path:Path): return json.loads(Path(path).read_text())
@@ -132,7 +132,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
         fig = plot_miou_vs_gmacs(res); fig.savefig(out/'miou_vs_gmacs.png', dpi=90); plt.close(fig)
     return res
 
-# %% ../nbs/05_ablations.ipynb #9bd41c13
+# %% ../nbs/05_ablations.ipynb #1a866ea7
 def paired_diff(rows:dict, a:str, b:str) -> dict:
     "mIoU of row `a` minus row `b` in points, paired by seed: mean, standard error (None for one seed) and seeds."
     ma, mb = ({r['seed']: r['miou'] for r in rows[k]['runs']} for k in (a, b))
@@ -164,7 +164,7 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     res['comparisons'] = paper_comparisons(rows)
     return res
 
-# %% ../nbs/05_ablations.ipynb #a4d72575
+# %% ../nbs/05_ablations.ipynb #d89d5d6c
 def _fmt_diff(d:dict, unit:str=' mIoU points') -> str:
     if d['delta'] is None: return 'n/a'
     return f"{d['delta']:+.1f}" + (f" ± {d['se']:.1f}" if d['se'] is not None else '') + unit
@@ -208,7 +208,7 @@ def comparison_lines(res:dict) -> list:
         lines.append(f"{c['claim']} = {c['measured']} (paper: {c['paper'] or 'no verified figure'}){verdict}{noise}")
     return lines
 
-# %% ../nbs/05_ablations.ipynb #00de6f2b
+# %% ../nbs/05_ablations.ipynb #025b0d5d
 def ablation_markdown(res:dict) -> str:
     "The table of `ablate` in markdown, with the paper's verified figures and the comparisons with its claims."
     s, pct = res['seeds'], lambda v: f'{100 * v:.1f}'
@@ -240,7 +240,7 @@ def ablation_markdown(res:dict) -> str:
     return ('\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n\n**Against the paper**\n\n'
             + '\n'.join(f'- {l}' for l in comparison_lines(res)) + '\n')
 
-# %% ../nbs/05_ablations.ipynb #6055eeb5
+# %% ../nbs/05_ablations.ipynb #dc1f8d95
 def plot_miou_vs_gmacs(res:dict):
     "mIoU against GMACs for the strides 16, 8, 4: baseline and method, two lines; the teacher as a star."
     import matplotlib.pyplot as plt
@@ -263,7 +263,7 @@ def plot_miou_vs_gmacs(res:dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_ablations.ipynb #47091bd5
+# %% ../nbs/05_ablations.ipynb #a834afd1
 @call_parse
 @delegates(preset_overrides)
 def ka_ablate(
