@@ -6,13 +6,13 @@
 __all__ = ['AUTO_F64_RATIO', 'AUTO_DENSE_MAX_M', 'check_4d', 'check_finite', 'check_pair', 'align_to', 'ae_loss', 'adapt_loss',
            'affinity_matrix', 'affinity_loss', 'kd_loss', 'fitnet_loss']
 
-# %% ../nbs/00_losses.ipynb #f6561ea6
+# %% ../nbs/00_losses.ipynb #299f15d0
 import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../nbs/00_losses.ipynb #1fdcbbd3
+# %% ../nbs/00_losses.ipynb #c4c9d0d8
 def check_4d(name:str, x:Tensor):
     "Raise `ValueError` unless `x` is a 4-D `(B, C, H, W)` tensor."
     if not isinstance(x, Tensor): raise ValueError(f'{name} must be a torch.Tensor, got {type(x).__name__}')
@@ -30,7 +30,7 @@ def check_pair(a_name:str, a:Tensor, b_name:str, b:Tensor, channels:bool=False, 
         what = 'batch' + (', channels' if channels else '') + (' and spatial size' if spatial else '')
         raise ValueError(f'{a_name} {tuple(a.shape)} and {b_name} {tuple(b.shape)} must agree in {what}')
 
-# %% ../nbs/00_losses.ipynb #87a65b6b
+# %% ../nbs/00_losses.ipynb #1188c900
 def align_to(x:Tensor, size) -> Tensor:
     "Resize `x` (B, C, H, W) bilinearly to `size`: an `(h, w)` pair or a tensor whose last two dims give it."
     check_4d('x', x)
@@ -39,7 +39,7 @@ def align_to(x:Tensor, size) -> Tensor:
     if tuple(x.shape[-2:]) == size: return x
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
-# %% ../nbs/00_losses.ipynb #1dc152b3
+# %% ../nbs/00_losses.ipynb #b4518e3b
 def ae_loss(recon:Tensor, target:Tensor, code:Tensor, alpha:float=1e-7) -> Tensor:
     "Eq. 1: MSE between `recon` and `target` plus `alpha` times the per-image L1 norm of `code`, averaged over the batch."
     check_pair('recon', recon, 'target', target, channels=True)
@@ -48,7 +48,7 @@ def ae_loss(recon:Tensor, target:Tensor, code:Tensor, alpha:float=1e-7) -> Tenso
         raise ValueError(f'code {tuple(code.shape)} and target {tuple(target.shape)} must have the same batch size')
     return F.mse_loss(recon, target) + alpha * code.abs().flatten(1).sum(1).mean()
 
-# %% ../nbs/00_losses.ipynb #7873d61c
+# %% ../nbs/00_losses.ipynb #8bb73b9c
 def adapt_loss(z:Tensor, f:Tensor, p:float=1, q:float=2, per_image:bool=False, channel_mean:bool=False, eps:float=1e-12) -> Tensor:
     "Eq. 2: mean over positions (or images, if `per_image`) of the `p`-norm between `q`-normalised `z` and `f` (/ channels if `channel_mean`)."
     check_pair('z (teacher latent)', z, 'f (adapted student feature)', f, channels=True)
@@ -58,7 +58,7 @@ def adapt_loss(z:Tensor, f:Tensor, p:float=1, q:float=2, per_image:bool=False, c
     loss = torch.linalg.vector_norm(zn - fn, ord=p, dim=1).mean()
     return loss / n_ch if channel_mean else loss
 
-# %% ../nbs/00_losses.ipynb #fbd14026
+# %% ../nbs/00_losses.ipynb #cf4ab64a
 def _unit_positions(x:Tensor, dtype=None) -> Tensor:
     "(B, C, h, w) -> (B, C, m): each position's channel vector scaled to unit L2 norm (zero vectors stay zero)."
     x = x.flatten(2)
@@ -71,7 +71,7 @@ def affinity_matrix(x:Tensor) -> Tensor:
     u = _unit_positions(x)
     return u.transpose(1,2) @ u / u.shape[-1]
 
-# %% ../nbs/00_losses.ipynb #0c93dcd7
+# %% ../nbs/00_losses.ipynb #daf2435a
 def _safe_sqrt(x:Tensor, eps:float) -> Tensor:
     "sqrt that returns 0 with zero gradient where `x <= eps` (the norm of a zero vector), instead of an infinite slope."
     pos = x > eps
@@ -174,11 +174,11 @@ def affinity_loss(fs:Tensor, ft:Tensor, squared:bool=False, impl:str='auto', acc
     "Eq. 4: mean over rows and batch of the distance between student (`fs`) and teacher (`ft`) affinity rows."
     if impl not in ('auto', 'dense', 'gram'): raise ValueError(f"impl must be 'auto', 'dense' or 'gram', got {impl!r}")
     check_pair('fs (student)', fs, 'ft (teacher)', ft)
-    if impl == 'auto': impl = 'dense' if fs.shape[-2] * fs.shape[-1] <= AUTO_DENSE_MAX_M else 'gram'
+    if impl == 'auto': impl = 'dense' if fs.shape[-2] * fs.shape[-1] <= AUTO_DENSE_MAX_M and acc_dtype == 'auto' else 'gram'
     if impl == 'dense': return _affinity_rows_dense(fs, ft, squared).mean()
     return _GramAffinity.apply(fs, ft, squared, acc_dtype or fs.dtype, chunk)
 
-# %% ../nbs/00_losses.ipynb #f6d3aa0e
+# %% ../nbs/00_losses.ipynb #370bcf73
 def kd_loss(s_logits:Tensor, t_logits:Tensor, T:float=4.) -> Tensor:
     "Per-pixel KL(softmax(t/T) || softmax(s/T)) * T^2, mean over pixels; student logits resized to the teacher's."
     if not T > 0: raise ValueError(f'temperature T must be positive, got {T}')
