@@ -10,7 +10,7 @@ __all__ = ['TERMS', 'GRIDS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg
            'train_teacher', 'code_stride', 'train_translator', 'train_student', 'reproduce', 'results_markdown',
            'plot_curves', 'plot_predictions', 'plot_affinities', 'preset_overrides', 'ka_reproduce']
 
-# %% ../nbs/04_distill.ipynb #e94dd2b9
+# %% ../nbs/04_distill.ipynb #1c7b5e12
 import json, math, os, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
@@ -33,7 +33,7 @@ from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
 from .data import seg_dls, SceneConfig, DATASETS
 
-# %% ../nbs/04_distill.ipynb #89f5dfb0
+# %% ../nbs/04_distill.ipynb #4629ecfc
 def SchedPolyDecay(start:float, power:float=0.9):
     "DeepLab's poly schedule as a fastai schedule: `start * (1 - pos) ** power` for the training position `pos` in [0, 1]."
     def _inner(pos): return start * (1 - min(max(pos, 0.), 1.)) ** power
@@ -47,7 +47,7 @@ def seg_loss(ignore_index:int=255):
     "Pixel cross-entropy over (B, C, H, W) logits and (B, H, W) labels, void label ignored (fastai's flattened loss)."
     return CrossEntropyLossFlat(axis=1, ignore_index=ignore_index)
 
-# %% ../nbs/04_distill.ipynb #a0658eda
+# %% ../nbs/04_distill.ipynb #291aedbb
 def check_classes(dls, *models):
     "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
     n = getattr(dls, 'n_classes', None)
@@ -55,7 +55,7 @@ def check_classes(dls, *models):
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
-# %% ../nbs/04_distill.ipynb #87c3c710
+# %% ../nbs/04_distill.ipynb #4d624187
 class KAStudent(nn.Module):
     "Stage-2 model: `student` plus its training-only heads; in training, `feats` holds each head's output on phi_s."
     def __init__(self, student:nn.Module, heads:dict=None):
@@ -70,7 +70,7 @@ class KAStudent(nn.Module):
             self.feats = {k: h(phi_s) for k, h in self.heads.items()}
         return logits
 
-# %% ../nbs/04_distill.ipynb #140a1f5a
+# %% ../nbs/04_distill.ipynb #a22ddb6e
 TERMS = ('adapt', 'aff', 'kd', 'fitnet')
 GRIDS = ('code', 'student')   # where a code finer than the student is compared with it (see `KADistill._on_grid`)
 
@@ -166,7 +166,7 @@ class KADistill(TeacherFeatures):
         if self.s_hook is not None: self.s_hook.remove(); self.s_hook = None
         m = self._ka_model(); m.feature_hook, m.feats = None, {}
 
-# %% ../nbs/04_distill.ipynb #809db702
+# %% ../nbs/04_distill.ipynb #36f5c2ab
 class KALearner(HookedLearner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
     def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
@@ -198,7 +198,7 @@ class KALearner(HookedLearner):
     @property
     def student(self) -> nn.Module: return getattr(self.model, 'module', self.model).student
 
-# %% ../nbs/04_distill.ipynb #a2f9f3cb
+# %% ../nbs/04_distill.ipynb #cb1f1bb9
 def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
@@ -218,7 +218,7 @@ def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
-# %% ../nbs/04_distill.ipynb #75def13f
+# %% ../nbs/04_distill.ipynb #801ae82f
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -272,7 +272,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     distrib_barrier()
     return state
 
-# %% ../nbs/04_distill.ipynb #b8ead6d7
+# %% ../nbs/04_distill.ipynb #54c4bfb0
 class _GradProbe(Callback):
     "Norm of each weighted term's gradient on the student's backbone, on the first batch; then stop without a step."
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
@@ -294,7 +294,7 @@ def term_grad_norms(learn:KALearner, seed:int=0) -> dict:
     learn.model.load_state_dict(state)
     return probe.norms
 
-# %% ../nbs/04_distill.ipynb #79b8dbf4
+# %% ../nbs/04_distill.ipynb #9de5e30a
 from contextlib import contextmanager, nullcontext
 from fastai.distributed import DistributedDL
 
@@ -312,7 +312,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if not distributed: return nullcontext(learn)
     return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
 
-# %% ../nbs/04_distill.ipynb #6d243f4f
+# %% ../nbs/04_distill.ipynb #5fb1f988
 @dataclass(frozen=True)
 class Preset:
     "Everything a run of the three-stage pipeline depends on."
@@ -374,7 +374,7 @@ def check_config(out:Path, cfg:Preset):
     if diff := sorted(k for k in old.keys() | cur.keys() if old.get(k) != cur.get(k)):
         raise ValueError(f'{out} holds a run of another configuration (differs in {", ".join(diff)}): use another output folder')
 
-# %% ../nbs/04_distill.ipynb #184f7596
+# %% ../nbs/04_distill.ipynb #595a3dc0
 def teacher_learner(dls, teacher:nn.Module, lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9,
                     metrics=None, cbs=None, **kwargs) -> Learner:
     "A `Learner` for stage 0: the teacher on the segmentation task, with the paper's optimiser and poly schedule."
@@ -389,7 +389,7 @@ def evaluate(model:nn.Module, dls, distributed:bool=None) -> dict:
     with distrib(learn, distributed), learn.no_bar(), learn.no_logging(): loss, miou = learn.validate()
     return dict(miou=float(miou), per_class={str(k): v for k, v in met.table().items()}, loss=float(loss))
 
-# %% ../nbs/04_distill.ipynb #ce5c355c
+# %% ../nbs/04_distill.ipynb #2b1a101e
 def n_epochs(cfg:Preset, n_train:int, default:int) -> int:
     "Epochs for a stage: `default`, or enough to make `cfg.iters` iterations over `n_train` images when `iters` is set."
     return default if not cfg.iters else max(1, math.ceil(cfg.iters * cfg.bs / n_train))
@@ -496,7 +496,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     distrib_barrier()
     return res
 
-# %% ../nbs/04_distill.ipynb #1a120465
+# %% ../nbs/04_distill.ipynb #1d74baec
 def results_markdown(res:dict) -> str:
     "The final table of `reproduce`: teacher, baseline student, KA student."
     pct = lambda v: f'{100 * v:.1f}' if v == v else '-'
@@ -566,7 +566,7 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         feats[name] = enc.eval().encode(h.stored) if enc is not None else h.stored
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
 
-# %% ../nbs/04_distill.ipynb #a02ede66
+# %% ../nbs/04_distill.ipynb #f125668e
 from fastcore.script import call_parse, anno_parser
 from fastcore.meta import delegates
 
