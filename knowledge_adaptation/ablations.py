@@ -17,7 +17,9 @@ from fastcore.script import call_parse
 from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
 from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teacher, train_translator, preset_overrides,
-                                          train_student, evaluate, write_json, mean_std, model_cost, check_config, code_stride)
+                                          train_student, evaluate, mean_std, model_cost, check_config, code_stride,
+                                          check_seeds, check_data, data_identity)
+from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json
 from .models import DeepLabV3Plus, MobileNetV2Seg
 
 # %% ../nbs/05_ablations.ipynb #c3c4967e
@@ -87,16 +89,19 @@ def ablation_preset(name:str='cpu', **overrides) -> Preset:
 # %% ../nbs/05_ablations.ipynb #2a6cec1a
 def run_path(out, name:str, seed:int) -> Path: return Path(out)/'runs'/f'{name}_seed{seed}.json'
 
-def _read_json(path:Path): return json.loads(Path(path).read_text())
+def _read_json(path:Path): return read_json(path, 'an ablation result')
 
 def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:str=None, root=None, log=print,
            **overrides) -> dict:
     "Train every (row, seed) of `rows` (default: all) with seeds 0..`seeds`-1 not yet finished in `out`; write the table."
     cfg, names = ablation_preset(preset, dataset=dataset, **overrides), pick_rows(rows)
-    out = Path(out); (out/'runs').mkdir(parents=True, exist_ok=True)
+    check_seeds(seeds)
+    out, root = resolve_dir(out), None if root is None else as_path(root)
     is_main = rank_distrib() == 0
-    if is_main: check_config(out, cfg)
     dls = preset_dls(cfg, root)
+    check_data(dls)
+    if is_main: check_config(out, cfg, data_identity(dls, root))
+    (out/'runs').mkdir(exist_ok=True)
     done = {f.name for f in (out/'runs').iterdir()}   # read once: under DDP, every process takes the same decisions
     todo = [(name, seed) for seed in range(seeds) for name in names if run_path(out, name, seed).name not in done]
     log(f'{cfg.name} on {cfg.dataset}: {len(names) * seeds - len(todo)} of {len(names) * seeds} (row, seed) results in {out}, {len(todo)} to train')
@@ -127,9 +132,8 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
     res = ablation_results(out, names, seeds, cfg, dls)
     if is_main:
         write_json(out/'results.json', res)
-        (out/'results.md').write_text(ablation_markdown(res))
-        import matplotlib.pyplot as plt
-        fig = plot_miou_vs_gmacs(res); fig.savefig(out/'miou_vs_gmacs.png', dpi=90); plt.close(fig)
+        write_text(out/'results.md', ablation_markdown(res))
+        save_figure(plot_miou_vs_gmacs(res), out/'miou_vs_gmacs.png')
     return res
 
 # %% ../nbs/05_ablations.ipynb #1a866ea7
@@ -280,4 +284,4 @@ def ka_ablate(
     res = ablate(preset, out, seeds, rows, dataset, root, **kwargs)
     if rank_distrib() == 0:
         print(ablation_markdown(res))
-        print(f'done in {time.time() - t0:.0f} s; results in {Path(out).resolve()}')
+        print(f'done in {time.time() - t0:.0f} s; results in {as_path(out)}')

@@ -20,6 +20,7 @@ from fastai.data.core import DataLoaders
 from fastai.optimizer import SGD
 import fastai.callback.progress  # progress bars (and `Learner.no_bar`) for every stage
 from .losses import ae_loss, check_4d
+from .files import as_path, torch_save, torch_read
 
 # %% ../nbs/01_autoencoder.ipynb #fabf8823
 def translator_strides(teacher_stride:int, student_stride:int, n_layers:int=3) -> tuple:
@@ -175,14 +176,18 @@ def translator_learner(dls:DataLoaders, teacher:nn.Module, translator:KnowledgeT
 # %% ../nbs/01_autoencoder.ipynb #6a209822
 def save_encoder(translator:KnowledgeTranslator, path):
     "Save the encoder of `translator` (weights, channels, strides) to `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(in_ch=translator.in_ch, latent_ch=translator.latent_ch, hidden_ch=translator.hidden_ch,
+    path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    torch_save(dict(in_ch=translator.in_ch, latent_ch=translator.latent_ch, hidden_ch=translator.hidden_ch,
                     strides=translator.strides, encoder=translator.encoder.state_dict()), path)
     return path
 
 def load_encoder(path, in_ch:int=None, latent_ch:int=None, map_location='cpu') -> KnowledgeTranslator:
     "Load a translator holding the saved encoder (decoder untrained); check channels against `in_ch`/`latent_ch` if given."
-    d = torch.load(path, map_location=map_location, weights_only=True)
+    path = as_path(path)
+    d = torch_read(path, 'an encoder saved by `save_encoder`', map_location)
+    if not (isinstance(d, dict) and {'in_ch', 'latent_ch', 'hidden_ch', 'strides', 'encoder'} <= set(d)):
+        what = f'keys {sorted(d)[:6]}' if isinstance(d, dict) else f'a {type(d).__name__}'
+        raise ValueError(f'{path} does not hold an encoder saved by `save_encoder` (it holds {what})')
     for name, want in (('in_ch', in_ch), ('latent_ch', latent_ch)):
         if want is not None and d[name] != want:
             raise ValueError(f'{path}: encoder saved for {name}={d[name]}, expected {name}={want}')

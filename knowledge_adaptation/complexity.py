@@ -12,6 +12,7 @@ import torch
 from torch import nn, Tensor
 from fastcore.script import call_parse
 from .models import DeepLabV3Plus, MobileNetV2Seg
+from .files import as_path, resolve_dir, write_text
 
 # %% ../nbs/07_complexity.ipynb #53ee7535
 @contextlib.contextmanager
@@ -113,8 +114,12 @@ def ka_flops(size:int=512,                  # input height and width
              num_classes:int=21,            # classifier outputs (21 VOC, 19 Cityscapes, 59 Pascal Context)
              teachers:str='resnet50,resnet18',  # comma-separated teacher backbones ('' for none)
              strides:str='16,8,4',          # comma-separated student output strides ('' for none)
-             teacher_stride:int=8):         # teacher output stride (8 or 16)
+             teacher_stride:int=8,          # teacher output stride (8 or 16)
+             out:str=None):                 # also write the report to this markdown file (relative, absolute or ~)
     "Print fvcore MACs and parameter counts of the teacher(s) and student(s) as a markdown table."
     split = lambda s: [t.strip() for t in s.split(',') if t.strip()]
+    if out is not None: out = resolve_dir(as_path(out).parent, 'folder of --out') / as_path(out).name   # checked before counting
     specs = model_specs(size, num_classes, split(teachers), [int(s) for s in split(strides)], teacher_stride)
-    print(complexity_report(complexity_rows(specs), size))
+    report = complexity_report(complexity_rows(specs), size)
+    print(report)
+    if out is not None: write_text(out, report + '\n'); print(f'written to {out}')

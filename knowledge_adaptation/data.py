@@ -9,10 +9,10 @@ __all__ = ['DATASETS', 'IGNORE_INDEX', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SCENE_C
            'PadTo', 'train_tfms', 'valid_tfms', 'one_thread', 'item_seed', 'SegDataset', 'SceneConfig', 'render_scene',
            'SceneDataset', 'colorize', 'FileSegDataset', 'sbd_to_png', 'voc_dataset', 'cityscapes_dataset',
            'context_dataset', 'make_voc_fixture', 'make_cityscapes_fixture', 'make_context_fixture', 'SegDataLoader',
-           'SegDataLoaders', 'show_seg_batch', 'seg_datasets', 'seg_dls']
+           'SegDataLoaders', 'show_seg_batch', 'seg_datasets', 'seg_dls', 'check_dataset', 'dataset_fingerprint']
 
 # %% ../nbs/08_data.ipynb #62895ca5
-import math, random, warnings
+import hashlib, json, math, random, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -601,3 +601,36 @@ def seg_dls(dataset:str='scenes', root=None, crop_size=None, bs:int=8, valid_bs:
     valid = SegDataLoader(valid_ds, bs=valid_bs or bs, shuffle=False, drop_last=False, seed=seed + 1, **common)
     return SegDataLoaders(train, valid, n_classes=train_ds.n_classes, class_names=train_ds.class_names,
                           palette=train_ds.palette, name=dataset, crop_size=crop_size, device=device)
+
+# %% ../nbs/08_data.ipynb #8bf1873d
+def _header(path, kind:str) -> tuple:
+    "`(size, mode)` of the image file at `path`, from its header alone (PIL decodes no pixel until asked)."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f'{kind} file not found: {path}')
+    try:
+        with Image.open(path) as im: return im.size, im.mode
+    except Exception as e: raise ValueError(f'cannot read {kind} {path}: {e}') from None
+
+def _check_files(ds:FileSegDataset, labels:bool) -> int:
+    n = 0
+    for img, msk in zip(ds.images, ds.masks):
+        (iw, ih), _ = _header(img, 'image')
+        (mw, mh), mode = _header(msk, 'mask')
+        if mode not in ('L', 'P'): raise ValueError(f'cannot read mask {msk}: expected a single-channel (L) or palette (P) PNG, got mode {mode}')
+        if (iw, ih) != (mw, mh): raise ValueError(f'image {img} is {iw}x{ih} (WxH) but mask {msk} is {mw}x{mh}')
+        if labels: n += int((apply_lut(read_label(msk), ds.lut, msk, ds.label_desc) != IGNORE_INDEX).sum())
+    return n
+
+def check_dataset(ds:SegDataset, labels:bool=False) -> int:
+    "Check every item of `ds` before training (file headers; every label too if `labels`); returns the labelled pixels if `labels`."
+    if len(ds) == 0: raise ValueError(f'{ds!r} has no items')
+    if isinstance(ds, FileSegDataset): n = _check_files(ds, labels)
+    elif labels: n = sum(int((torch.as_tensor(ds.load(i)[1]) != IGNORE_INDEX).sum()) for i in range(len(ds)))
+    return n if labels else None
+
+def dataset_fingerprint(ds:SegDataset) -> str:
+    "A short hash of what `ds` holds: its files' paths (a dataset of files) or its generator's parameters (scenes)."
+    if isinstance(ds, FileSegDataset): key = [str(p) for p in ds.images + ds.masks]
+    elif isinstance(ds, SceneDataset): key = [ds.n, _SPLITS[ds.split], ds.seed, asdict(ds.cfg)]
+    else: key = [type(ds).__name__, getattr(ds, 'name', ''), len(ds)]
+    return hashlib.sha1(json.dumps(key, default=str).encode()).hexdigest()[:16]

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['TERMS', 'GRIDS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'check_classes', 'KAStudent',
-           'check_grid', 'KADistill', 'KALearner', 'student_config', 'load_student', 'EpochSeed', 'write_json',
-           'EpochCheckpoint', 'fit_resumable', 'term_grad_norms', 'distrib', 'Preset', 'get_preset', 'check_config',
+           'check_grid', 'KADistill', 'KALearner', 'student_config', 'load_student', 'EpochSeed', 'save_checkpoint',
+           'load_checkpoint', 'EpochCheckpoint', 'fit_resumable', 'term_grad_norms', 'distrib', 'Preset',
+           'check_preset', 'get_preset', 'check_seeds', 'check_data', 'data_identity', 'check_config',
            'teacher_learner', 'evaluate', 'n_epochs', 'mean_std', 'model_cost', 'preset_dls', 'with_memory_format',
            'train_teacher', 'code_stride', 'train_translator', 'train_student', 'reproduce', 'results_markdown',
            'plot_curves', 'plot_predictions', 'plot_affinities', 'preset_overrides', 'ka_reproduce']
@@ -17,13 +18,15 @@ from pathlib import Path
 import numpy as np, torch
 from torch import nn, Tensor
 from fastcore.basics import store_attr, listify, patch
-from fastai.learner import Learner
-from fastai.callback.core import Callback, CancelFitException
+from fastai.learner import Learner, load_model
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.callback.hook import hook_output
 from fastai.callback.schedule import ParamScheduler
 from fastai.losses import CrossEntropyLossFlat
-from fastai.torch_core import set_seed, rank_distrib, num_distrib, distrib_barrier
+from fastai.torch_core import set_seed, rank_distrib, num_distrib, distrib_barrier, get_model
 import fastai.callback.progress
+from .files import (as_path, resolve_dir, write_json, write_text, save_figure, torch_save, torch_read,
+                                        read_json, read_failure, CheckpointError)
 from .losses import adapt_loss, affinity_loss, kd_loss, fitnet_loss, align_to
 from .autoencoder import (KnowledgeTranslator, freeze, sgd, translator_learner, translator_strides,
                                               save_encoder, load_encoder, state_fingerprint, same_state, HookedLearner,
@@ -31,7 +34,7 @@ from .autoencoder import (KnowledgeTranslator, freeze, sgd, translator_learner, 
 from .adapter import FeatureAdapter, AffinityAdapter, FitNetRegressor
 from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
-from .data import seg_dls, SceneConfig, DATASETS
+from .data import seg_dls, SceneConfig, DATASETS, check_dataset, dataset_fingerprint
 
 # %% ../nbs/04_distill.ipynb #4629ecfc
 def SchedPolyDecay(start:float, power:float=0.9):
@@ -206,15 +209,18 @@ def student_config(student:MobileNetV2Seg) -> dict:
 @patch
 def export_student(self:KALearner, path):
     "Save the student alone (weights and constructor arguments) to `path`; `load_student(path)` restores it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
     if rank_distrib() == 0:
-        torch.save(dict(arch='MobileNetV2Seg', config=student_config(self.student), state_dict=self.student.state_dict()), path)
+        torch_save(dict(arch='MobileNetV2Seg', config=student_config(self.student), state_dict=self.student.state_dict()), path)
     return path
 
 def load_student(path, map_location='cpu') -> MobileNetV2Seg:
     "The student saved by `KALearner.export_student`, in evaluation mode."
-    d = torch.load(path, map_location=map_location, weights_only=True)
-    if d.get('arch') != 'MobileNetV2Seg': raise ValueError(f"{path} does not hold an exported student (arch={d.get('arch')!r})")
+    path = as_path(path)
+    d = torch_read(path, 'a student exported by `KALearner.export_student`', map_location)
+    if not isinstance(d, dict) or d.get('arch') != 'MobileNetV2Seg':
+        what = f"arch={d.get('arch')!r}" if isinstance(d, dict) else f'a {type(d).__name__}'
+        raise ValueError(f"{path} does not hold an exported student ({what}): export one with `KALearner.export_student`")
     m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
     return m.eval()
 
@@ -229,46 +235,99 @@ class EpochSeed(Callback):
         dl = self.dls.train
         getattr(dl, 'dl', dl).rng = random.Random(s)   # under DDP the loader is wrapped in a DistributedDL
 
-def write_json(path:Path, obj):
-    "Write JSON atomically: a reader sees the old file or the new one, never half of one."
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
+def save_checkpoint(learn:Learner, path, with_opt:bool=True) -> Path:
+    "`learn.model`'s weights (and the optimiser's state if `with_opt`) to the absolute `path`, atomically, as fastai's `save_model` lays them out."
+    path = Path(path)
+    if rank_distrib() == 0:
+        state = get_model(learn.model).state_dict()
+        if with_opt and learn.opt is not None: state = {'model': state, 'opt': learn.opt.state_dict()}
+        torch_save(state, path)
+    return path
+
+def load_checkpoint(learn:Learner, path, with_opt:bool=True):
+    "Load `save_checkpoint`'s file into `learn` with fastai's `load_model`; an unreadable file raises `CheckpointError` naming it."
+    path = Path(path)
+    if not path.is_file(): raise CheckpointError(f'{path} does not exist')
+    if learn.opt is None: learn.create_opt()
+    distrib_barrier()
+    try: load_model(path, learn.model, learn.opt, with_opt=with_opt, device=getattr(learn.dls, 'device', None))
+    except RuntimeError as e:
+        if 'state_dict' in str(e): raise CheckpointError(f'{path} holds weights of another network: {str(e).splitlines()[0]}') from None
+        raise CheckpointError(f'{path} cannot be read ({read_failure(e)})') from None
+    except Exception as e: raise CheckpointError(f'{path} cannot be read ({read_failure(e)})') from None
 
 class EpochCheckpoint(Callback):
-    "After each epoch: weights + optimiser state to `folder/last.pth`, progress (recorder rows) to `folder/state.json`."
-    order = 65   # after the Recorder's after_epoch (50), which writes the epoch's row
-    def __init__(self, folder:Path, start_epoch:int=0, state:dict=None):
-        store_attr('folder,start_epoch'); self.state = state or {}
-    def after_epoch(self):
-        if self.epoch < self.start_epoch: return       # epochs skipped on resume
-        rec = self.learn.recorder
-        names = [n for n in rec.metric_names[1:] if n != 'time']
-        rows = self.state.get('values', [])[:self.epoch] + [[float(v) if v is not None else None for v in rec.values[-1]]]
-        if rank_distrib() == 0:
-            self.learn.save(self.folder/'last_tmp', with_opt=True)
-            os.replace(self.folder/'last_tmp.pth', self.folder/'last.pth')
-            self.state = dict(epochs_done=self.epoch + 1, n_epoch=self.n_epoch, names=names, values=rows, done=False,
-                              seconds=self.state.get('seconds', 0.) + time.time() - self._t0)
-            write_json(self.folder/'state.json', self.state)
-        distrib_barrier()
+    "Each epoch's weights and optimiser state to `folder/last.pth` as soon as it has trained, its recorder row to `folder/state.json` once validated."
+    order = 65   # after the Recorder (50) and `KADistill` (55) have written the epoch's training columns
+    def __init__(self, folder:Path, state:dict=None):
+        self.folder, self.state = Path(folder), dict(state or {})
+        self.trained = self.state.get('trained', self.state.get('epochs_done', 0))   # epochs whose weights are in last.pth
+    def before_fit(self):
+        if sm := self.state.get('smooth_loss'):       # the running training loss goes on as in an uninterrupted fit
+            rec = self.learn.recorder
+            rec.smooth_loss.count, rec.smooth_loss.val = sm['count'], torch.tensor(sm['val'])
     def before_epoch(self): self._t0 = time.time()
+    def before_train(self):
+        if self.epoch < self.trained: raise CancelTrainException()   # trained before its validation was interrupted
+    def after_train(self):
+        "Checkpoint before the validation pass, so that an error there (a bad validation image, say) loses no training."
+        if self.epoch < self.trained: return
+        rec = self.learn.recorder
+        self.trained = self.epoch + 1
+        self._write(dict(self.state, trained=self.trained, train_row=[_num(v) for v in rec.log[1:]],
+                         smooth_loss=dict(count=rec.smooth_loss.count, val=float(rec.smooth_loss.val))), weights=True)
+    def after_epoch(self):
+        rec = self.learn.recorder
+        if self.epoch < self.state.get('epochs_done', 0) or self.epoch >= self.trained: return   # skipped on resume, or cancelled
+        row = [_num(v) for v in rec.values[-1]]
+        if rec.cancel_train: row = self.state['train_row'] + row   # only validated now: the training columns are the checkpoint's
+        names = [n for n in rec.metric_names[1:] if n != 'time']
+        self._write(dict(self.state, epochs_done=self.epoch + 1, names=names, values=self.state.get('values', [])[:self.epoch] + [row]))
+    def _write(self, state:dict, weights:bool=False):
+        if weights: save_checkpoint(self.learn, self.folder/'last.pth', with_opt=True)
+        now = time.time()
+        state.update(n_epoch=self.n_epoch, done=False, seconds=self.state.get('seconds', 0.) + now - self._t0)
+        self._t0, self.state = now, state
+        if rank_distrib() == 0: write_json(self.folder/'state.json', state)
+        distrib_barrier()
+
+def _num(v): return None if v is None else float(v)
+
+def _read_state(folder:Path, n_epoch:int) -> dict:
+    "The stage state in `folder`: None for a new stage, or (with a warning) when `state.json` cannot be read."
+    sf = folder/'state.json'
+    if not sf.exists(): return None
+    try: state = read_json(sf, 'stage state')
+    except CheckpointError as e:
+        warnings.warn(f'{e}: training the stage in {folder} again from its start'); return None
+    if state['n_epoch'] != n_epoch:
+        raise ValueError(f'{folder} holds a stage of {state["n_epoch"]} epochs, not {n_epoch}: use another output folder or delete it')
+    return state
 
 def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bool=None) -> dict:
     "Fit `learn` for `n_epoch` epochs with checkpoints in `folder`; resume or skip the stage from them. Returns its state."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    sf = folder/'state.json'
-    state = json.loads(sf.read_text()) if sf.exists() else None
-    if state and state['n_epoch'] != n_epoch:
-        raise ValueError(f'{folder} holds a stage of {state["n_epoch"]} epochs, not {n_epoch}: use another output folder or delete it')
+    if not (isinstance(n_epoch, int) and n_epoch >= 1): raise ValueError(f'a stage needs at least one epoch, got n_epoch={n_epoch!r}')
+    if len(learn.dls.train) == 0:
+        raise ValueError(f'the training loader has no batch: {len(learn.dls.train.dataset)} training images are fewer than '
+                         f'the batch size {learn.dls.train.bs} (an incomplete last batch is dropped)')
+    folder = resolve_dir(folder, 'stage folder')
+    state = _read_state(folder, n_epoch)
     if state and state.get('done'):
-        learn.load(folder/'final', with_opt=False); return state
-    start = 0
-    if state: learn.load(folder/'last', with_opt=True); start = state['epochs_done']
-    cbs = [EpochSeed(seed), EpochCheckpoint(folder, start, state)]
-    with distrib(learn, distributed): learn.fit(n_epoch, cbs=cbs, start_epoch=start)
-    state = json.loads(sf.read_text())
-    if rank_distrib() == 0:
-        learn.save(folder/'final', with_opt=False)
-        state['done'] = True; write_json(sf, state)
+        try: load_checkpoint(learn, folder/'final.pth', with_opt=False)
+        except CheckpointError as e:
+            raise CheckpointError(f'{e}. The stage in {folder} is marked finished but its weights cannot be read: delete the '
+                                  f'folder {folder} and run again to train the stage anew') from None
+        return state
+    if state:
+        try: load_checkpoint(learn, folder/'last.pth', with_opt=True)
+        except CheckpointError as e:
+            warnings.warn(f'{e}: training the stage in {folder} again from its start'); state = None
+    ck = EpochCheckpoint(folder, state)
+    if (state or {}).get('epochs_done', 0) < n_epoch:
+        with distrib(learn, distributed): learn.fit(n_epoch, cbs=[EpochSeed(seed), ck], start_epoch=(state or {}).get('epochs_done', 0))
+    save_checkpoint(learn, folder/'final.pth', with_opt=False)
+    state = dict(ck.state, done=True)
+    if rank_distrib() == 0: write_json(folder/'state.json', state)
     distrib_barrier()
     return state
 
@@ -357,20 +416,55 @@ PRESETS = {
                     teacher_lr=0.007, student_lr=0.007),
 }
 
+def check_preset(cfg:Preset):
+    "Raise `ValueError` for values that would fail deep inside training, or train nothing: each named with its value."
+    if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
+    check_grid(cfg.grid)
+    if cfg.bs < 2: raise ValueError(f'bs={cfg.bs}: training needs batches of at least 2 images (BatchNorm needs two values per channel)')
+    for k in ('teacher_epochs', 'translator_epochs', 'student_epochs', 'n_train', 'n_valid', 'scene_size'):
+        if (v := getattr(cfg, k)) < 1: raise ValueError(f'{k}={v}: it must be at least 1')
+    for k in ('teacher_lr', 'student_lr', 'translator_lr'):
+        if not (v := getattr(cfg, k)) > 0: raise ValueError(f'{k}={v}: a learning rate must be positive')
+    if cfg.crop_size is not None and cfg.crop_size < 16: raise ValueError(f'crop_size={cfg.crop_size}: crops must be at least 16 pixels')
+    if cfg.iters is not None and cfg.iters < 1: raise ValueError(f'iters={cfg.iters}: it must be at least 1 (or None)')
+
 def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
-    "The preset `name` of `presets` (default `PRESETS`) with `overrides` (ignoring those that are None), its dataset and grid checked."
+    "The preset `name` of `presets` (default `PRESETS`) with `overrides` (ignoring those that are None), checked by `check_preset`."
     presets = PRESETS if presets is None else presets
     if name not in presets: raise ValueError(f'unknown preset {name!r}; valid presets: {", ".join(presets)}')
     cfg = replace(presets[name], **{k: v for k, v in overrides.items() if v is not None})
-    if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
-    check_grid(cfg.grid)
+    check_preset(cfg)
     return cfg
 
-def check_config(out:Path, cfg:Preset):
-    "Write `cfg` to `out/config.json`, or check that the one there is the same (the data-loading workers aside)."
+def check_seeds(seeds:int):
+    "Raise `ValueError` unless `seeds` is a whole number of at least 1."
+    if not (isinstance(seeds, int) and seeds >= 1): raise ValueError(f'seeds={seeds!r}: train with at least one seed')
+
+def check_data(dls):
+    "Stop before training on data that would train nothing or measure nothing, or break a later stage (`check_dataset`)."
+    tr, va = dls.train, dls.valid
+    if len(tr) == 0:
+        raise ValueError(f'{len(tr.dataset)} training images are fewer than the batch size {tr.bs}: no batch would train '
+                         f'(an incomplete last batch is dropped); lower the batch size or add images')
+    check_dataset(tr.dataset)
+    if check_dataset(va.dataset, labels=True) == 0:
+        raise ValueError(f'the validation split of {dls.name} ({len(va.dataset)} images) has no labelled pixel: every mask is '
+                         f'void ({dls.ignore_index}), so no IoU can be measured')
+    for dl in (tr, va):                             # the first batch's items decode through their transforms
+        for i in range(min(dl.bs, len(dl.dataset))): dl.dataset.get(i)
+
+def data_identity(dls, root=None) -> dict:
+    "What the data of a run is: its folder and a fingerprint of each split (`dataset_fingerprint`)."
+    return dict(root=None if root is None else str(as_path(root)), train=dataset_fingerprint(dls.train.dataset),
+                valid=dataset_fingerprint(dls.valid.dataset))
+
+def check_config(out:Path, cfg:Preset, data:dict=None):
+    "Write `cfg` and the `data` identity to `out/config.json`, or check that the ones there are the same (the data-loading workers aside)."
     f, cur = Path(out)/'config.json', {k: v for k, v in asdict(cfg).items() if k != 'num_workers'}
+    if data is not None: cur['data'] = data
     if not f.exists(): write_json(f, cur); return
-    old = {k: v for k, v in json.loads(f.read_text()).items() if k != 'num_workers'}
+    old = {k: v for k, v in read_json(f, 'run configuration').items() if k != 'num_workers'}
+    if 'data' not in old and data is not None and data['root'] is None: old['data'] = data   # a folder written before the data was part of it
     if diff := sorted(k for k in old.keys() | cur.keys() if old.get(k) != cur.get(k)):
         raise ValueError(f'{out} holds a run of another configuration (differs in {", ".join(diff)}): use another output folder')
 
@@ -408,7 +502,7 @@ def preset_dls(cfg:Preset, root=None):
     "The `DataLoaders` of `cfg`'s dataset (for the embedded one: its sizes, colours and seed from `cfg`)."
     kw = dict(n_train=cfg.n_train, n_valid=cfg.n_valid, scene_seed=cfg.scene_seed,
               scene_config=SceneConfig(size=cfg.scene_size, colour_jitter=cfg.scene_colour_jitter)) if cfg.dataset == 'scenes' else {}
-    return seg_dls(cfg.dataset, root, cfg.crop_size, cfg.bs, num_workers=cfg.num_workers, seed=0, **kw)
+    return seg_dls(cfg.dataset, None if root is None else as_path(root), cfg.crop_size, cfg.bs, num_workers=cfg.num_workers, seed=0, **kw)
 
 # Written here rather than fastai's `ChannelsLast` callback: that one converts `learn.model` at `before_fit` only, while the
 # frozen teacher and encoder live outside the trained model and a finished stage is loaded without a fit.
@@ -454,10 +548,12 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
 def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, root=None, log=print, **overrides) -> dict:
     "Run teacher -> translator -> baseline and KA students (`seeds` seeds) -> evaluation; write the results to `out`."
     cfg = get_preset(preset, dataset=dataset, **overrides)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    check_seeds(seeds)
+    out, root = resolve_dir(out), None if root is None else as_path(root)   # resolved once: nothing below depends on the working directory
     is_main = rank_distrib() == 0
-    if is_main: check_config(out, cfg)
     dls = preset_dls(cfg, root)
+    check_data(dls)
+    if is_main: check_config(out, cfg, data_identity(dls, root))        # the folder's identity, once the data has loaded
     n, n_train = dls.n_classes, len(dls.train.dataset)
     crop = dls.crop_size
     log(f'dataset {cfg.dataset}: {n_train} training / {len(dls.valid.dataset)} validation images, {n} classes, crop {crop}')
@@ -488,10 +584,10 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     res['history'] = {k: dict(names=v['names'], values=v['values']) for k, v in stages.items()}
     if is_main:
         write_json(out/'results.json', res)
-        (out/'results.md').write_text(results_markdown(res))
-        plot_curves(res['history']).savefig(out/'curves.png', dpi=90)
-        plot_predictions(dls, teacher, models['baseline'], models['ka']).savefig(out/'predictions.png', dpi=90)
-        plot_affinities(dls, teacher, tr, models['baseline'], models['ka']).savefig(out/'affinity.png', dpi=90)
+        write_text(out/'results.md', results_markdown(res))
+        save_figure(plot_curves(res['history']), out/'curves.png')
+        save_figure(plot_predictions(dls, teacher, models['baseline'], models['ka']), out/'predictions.png')
+        save_figure(plot_affinities(dls, teacher, tr, models['baseline'], models['ka']), out/'affinity.png')
         log(results_markdown(res))
     distrib_barrier()
     return res
@@ -603,4 +699,4 @@ def ka_reproduce(
     "Reproduce Knowledge Adaptation end to end: teacher, translator, baseline and KA students, evaluation."
     t0 = time.time()
     res = reproduce(preset, out, seeds, dataset, root, **kwargs)
-    if rank_distrib() == 0: print(f'done in {time.time() - t0:.0f} s; results in {Path(out).resolve()}')
+    if rank_distrib() == 0: print(f'done in {time.time() - t0:.0f} s; results in {as_path(out)}')

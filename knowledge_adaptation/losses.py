@@ -14,12 +14,14 @@ from torch import Tensor
 
 # %% ../nbs/00_losses.ipynb #c4c9d0d8
 def check_4d(name:str, x:Tensor):
-    "Raise `ValueError` unless `x` is a 4-D `(B, C, H, W)` tensor."
+    "Raise `ValueError` unless `x` is a 4-D `(B, C, H, W)` floating-point tensor."
     if not isinstance(x, Tensor): raise ValueError(f'{name} must be a torch.Tensor, got {type(x).__name__}')
     if x.ndim != 4: raise ValueError(f'{name} must be 4-D (B, C, H, W), got shape {tuple(x.shape)}')
+    if not x.is_floating_point(): raise ValueError(f'{name} must be a floating-point tensor, got {x.dtype} (shape {tuple(x.shape)})')
 
 def check_finite(name:str, x:Tensor):
-    "Raise `ValueError` if `x` holds NaN or inf: a loss on such input would only return NaN."
+    "Raise `ValueError` if `x` is empty or holds NaN or inf: a loss on such input would only return NaN."
+    if x.numel() == 0: raise ValueError(f'{name} is empty (shape {tuple(x.shape)}): a loss over no positions is undefined')
     if not torch.isfinite(x).all(): raise ValueError(f'{name} (shape {tuple(x.shape)}) contains NaN or inf')
 
 def check_pair(a_name:str, a:Tensor, b_name:str, b:Tensor, channels:bool=False, spatial:bool=True):
@@ -51,6 +53,8 @@ def ae_loss(recon:Tensor, target:Tensor, code:Tensor, alpha:float=1e-7) -> Tenso
 # %% ../nbs/00_losses.ipynb #8bb73b9c
 def adapt_loss(z:Tensor, f:Tensor, p:float=1, q:float=2, per_image:bool=False, channel_mean:bool=False, eps:float=1e-12) -> Tensor:
     "Eq. 2: mean over positions (or images, if `per_image`) of the `p`-norm between `q`-normalised `z` and `f` (/ channels if `channel_mean`)."
+    for n, v in (('p', p), ('q', q)):
+        if not v > 0: raise ValueError(f'{n} must be positive (a norm of order {n} <= 0 is not a norm), got {v}')
     check_pair('z (teacher latent)', z, 'f (adapted student feature)', f, channels=True)
     n_ch = z.shape[1]
     if per_image: z, f = z.flatten(1), f.flatten(1)

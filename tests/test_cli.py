@@ -1,0 +1,70 @@
+"""The console scripts as a user types them: from a fresh working directory, with relative paths (and `~`), the smallest
+overrides that still train every stage, then the same command again, which must resume and train nothing."""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import pytest, torch
+
+TINY = ['--n_train', '16', '--n_valid', '4', '--bs', '8', '--teacher_epochs', '1', '--student_epochs', '1',
+        '--crop_size', '48', '--scene_size', '64']
+
+def _script(name:str) -> str:
+    exe = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert exe, f'console script {name} not found next to {sys.executable}: install the package (pip install -e .)'
+    return exe
+
+def _run(args, cwd, ok=True, **env):
+    r = subprocess.run([_script(args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, OMP_NUM_THREADS='2', MPLBACKEND='Agg', **env))
+    if ok: assert r.returncode == 0, f'{" ".join(args)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}'
+    return r
+
+def _stamps(folder:Path) -> dict:
+    "Modification times of every stage's checkpoints and JSON (the subfolders of `folder`): a rerun that trains nothing rewrites none."
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob('*')
+            if p.suffix in ('.pth', '.json') and p.parent != folder}
+
+def test_ka_reproduce_default_folder_files_and_resume(tmp_path):
+    r = _run(['ka_reproduce', *TINY], tmp_path)                        # the README's command: default --out ka_output
+    out = tmp_path/'ka_output'
+    for f in ('results.md', 'results.json', 'curves.png', 'predictions.png', 'affinity.png', 'encoder.pth',
+              'baseline_student.pth', 'ka_student.pth', 'config.json'):
+        assert (out/f).is_file() and (out/f).stat().st_size > 0, f
+    assert not (tmp_path/'models').exists()                            # nothing under fastai's learn.path/model_dir
+    assert 'FutureWarning' not in r.stderr, r.stderr[-2000:]           # a quiet start: the project's own output first
+    assert r.stdout.lstrip().startswith('dataset scenes'), r.stdout[:300]
+    res = json.loads((out/'results.json').read_text())
+    assert 0 <= res['ka']['miou'] <= 1 and 'KA - baseline' in (out/'results.md').read_text()
+    from knowledge_adaptation.distill import load_student
+    for kind in ('baseline', 'ka'):
+        s = load_student(out/f'{kind}_student.pth')
+        with torch.no_grad(): assert s(torch.randn(1, 3, 48, 48)).shape == (1, len(res['dataset']['class_names']), 48, 48)
+    stamps, text = _stamps(out), (out/'results.json').read_text()
+    r2 = _run(['ka_reproduce', *TINY], tmp_path)
+    assert 'train_loss' not in r2.stdout, r2.stdout[-2000:]            # no progress table: nothing trained
+    assert _stamps(out) == stamps
+    assert json.loads((out/'results.json').read_text()) == json.loads(text)
+
+def test_ka_ablate_home_folder_files_and_resume(tmp_path):
+    args = ['ka_ablate', '--out', '~/ablation', '--rows', 'baseline,ka', '--seeds', '1', *TINY]
+    _run(args, tmp_path, HOME=str(tmp_path/'home'))
+    out = tmp_path/'home'/'ablation'                                    # `~` expanded, not a folder named '~'
+    assert not (tmp_path/'~').exists()
+    for f in ('results.md', 'results.json', 'miou_vs_gmacs.png', 'runs/baseline_seed0.json', 'runs/ka_seed0.json', 'runs/teacher.json'):
+        assert (out/f).is_file(), f
+    stamps, text = _stamps(out), (out/'results.json').read_text()
+    r2 = _run(args, tmp_path, HOME=str(tmp_path/'home'))
+    assert '0 to train' in r2.stdout and 'train_loss' not in r2.stdout, r2.stdout[-2000:]
+    assert _stamps(out) == stamps
+    assert json.loads((out/'results.json').read_text()) == json.loads(text)
+
+def test_ka_flops_relative_out(tmp_path):
+    r = _run(['ka_flops', '--size', '64', '--teachers', 'resnet18', '--strides', '16,4', '--out', 'reports/flops.md'], tmp_path)
+    text = (tmp_path/'reports'/'flops.md').read_text()
+    assert 'student OS16' in text and 'student OS4' in text and text.strip() in r.stdout
+
+@pytest.mark.parametrize('script', ['ka_reproduce', 'ka_ablate'])
+def test_out_that_is_a_file_stops_before_training(tmp_path, script):
+    (tmp_path/'taken').write_text('a file')
+    r = _run([script, '--out', 'taken', *TINY], tmp_path, ok=False)
+    assert r.returncode != 0 and f'{tmp_path.resolve()/"taken"} is an existing file' in r.stderr, r.stderr[-2000:]
+    assert 'teacher' not in r.stdout                                    # stopped before the first stage

@@ -1,0 +1,144 @@
+"""The failure modes found by trying to break the main job: nothing silently wrong, nothing lost, every error says what
+is wrong. Each test is tiny; each failed on the code before the fixes (c67bc41)."""
+import json, shutil, warnings
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from fastai.callback.core import Callback
+from fastai.torch_core import set_seed
+from knowledge_adaptation.data import seg_dls, make_voc_fixture, voc_dataset, _voc_mask_png
+from knowledge_adaptation.models import MobileNetV2Seg
+from knowledge_adaptation.distill import KALearner, fit_resumable, reproduce, load_student
+from knowledge_adaptation.autoencoder import save_encoder, load_encoder, KnowledgeTranslator
+from knowledge_adaptation.losses import adapt_loss, affinity_loss, kd_loss
+
+quiet = lambda *a: None
+TINY = dict(n_train=16, n_valid=4, bs=8, teacher_epochs=1, student_epochs=1, crop_size=48, scene_size=64)
+VOC = dict(bs=2, teacher_epochs=1, student_epochs=1, crop_size=32)
+
+def _voc(root:Path) -> Path: return make_voc_fixture(root)       # 6 training, 3 validation images of 48x64
+
+# 1. fewer training images than the batch size
+def test_fewer_training_images_than_the_batch_stops_before_training(tmp_path):
+    with pytest.raises(ValueError, match='6 training images are fewer than the batch size 8'):
+        reproduce('cpu', tmp_path/'a', log=quiet, **{**TINY, 'n_train': 6, 'n_valid': 8})
+    assert not (tmp_path/'a'/'results.json').exists() and not (tmp_path/'a'/'teacher').exists()
+    with pytest.raises(ValueError, match='6 training images are fewer than the batch size 8'):
+        reproduce('cpu', tmp_path/'v', dataset='voc', root=_voc(tmp_path/'voc'), log=quiet, **{**VOC, 'bs': 8})
+
+# 2. the same folder with other data
+def test_same_out_with_another_root_stops(tmp_path):
+    a, b = _voc(tmp_path/'a'), make_voc_fixture(tmp_path/'b', seed=1)
+    reproduce('cpu', tmp_path/'out', dataset='voc', root=a, log=quiet, **VOC)
+    with pytest.raises(ValueError, match='holds a run of another configuration .*data'):
+        reproduce('cpu', tmp_path/'out', dataset='voc', root=b, log=quiet, **VOC)
+
+# 3. a validation split without any labelled pixel
+def test_validation_without_labelled_pixels_stops(tmp_path):
+    root = _voc(tmp_path/'voc')
+    for m in voc_dataset(root, 'val').masks: _voc_mask_png(np.full_like(np.array(Image.open(m)), 255), m)
+    with pytest.raises(ValueError, match='has no labelled pixel'):
+        reproduce('cpu', tmp_path/'out', dataset='voc', root=root, log=quiet, **VOC)
+
+# 4. the folder's identity is written only once the data has loaded
+def test_failed_data_leaves_no_identity_behind(tmp_path):
+    with pytest.raises(ValueError): reproduce('cpu', tmp_path/'out', log=quiet, **{**TINY, 'n_train': 6})
+    assert not (tmp_path/'out'/'config.json').exists()
+    reproduce('cpu', tmp_path/'out', log=quiet, **{**TINY, 'n_train': 16, 'teacher_epochs': 1})   # the corrected command runs
+
+# 5. data errors before training; an epoch checkpointed before its validation pass
+def test_bad_validation_mask_stops_before_training(tmp_path):
+    root = _voc(tmp_path/'voc')
+    m = voc_dataset(root, 'val').masks[2]
+    lab = np.array(Image.open(m)); lab[0, 0] = 99; _voc_mask_png(lab, m)
+    with pytest.raises(ValueError, match=f'{m}: invalid label value'):
+        reproduce('cpu', tmp_path/'out', dataset='voc', root=root, log=quiet, **VOC)
+    assert not (tmp_path/'out'/'teacher').exists()
+
+def _dls(): return seg_dls('scenes', crop_size=32, bs=4, n_train=8, n_valid=4, device='cpu')
+
+def _stage(folder, dls=None, cbs=None, n_epoch=2):
+    dls = dls or _dls()
+    set_seed(5)
+    learn = KALearner(dls, MobileNetV2Seg(dls.n_classes), terms=(), lr=0.01, cbs=cbs)
+    with learn.no_bar(), learn.no_logging(): st = fit_resumable(learn, n_epoch, folder, seed=5)
+    return learn, st
+
+class _FailValidation(Callback):
+    "An error in the validation pass of epoch `epoch` (a broken validation image, say)."
+    def __init__(self, epoch): self.at = epoch
+    def before_validate(self):
+        if self.epoch == self.at: raise RuntimeError('broken validation image')
+
+def _same_weights(a, b): return all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+def test_error_in_validation_loses_no_training(tmp_path):
+    ref, st_ref = _stage(tmp_path/'straight')
+    with pytest.raises(RuntimeError, match='broken validation image'): _stage(tmp_path/'cut', cbs=[_FailValidation(1)])
+    st = json.loads((tmp_path/'cut'/'state.json').read_text())
+    assert st['trained'] == 2 and st['epochs_done'] == 1          # epoch 1 trained and checkpointed, its row not yet complete
+    before = (tmp_path/'cut'/'last.pth').stat().st_mtime_ns
+    resumed, st2 = _stage(tmp_path/'cut')                          # validates epoch 1 only: no training repeated
+    assert (tmp_path/'cut'/'last.pth').stat().st_mtime_ns == before
+    assert _same_weights(ref, resumed) and st2['values'] == st_ref['values']
+
+# 6. corrupt checkpoints and state files
+def _truncate(p:Path): p.write_bytes(p.read_bytes()[:200])
+
+def test_unreadable_last_checkpoint_restarts_the_stage_with_a_warning(tmp_path):
+    ref, _ = _stage(tmp_path/'straight')
+    class _Stop(Callback):
+        def after_epoch(self):
+            if self.epoch == 0: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): _stage(tmp_path/'cut', cbs=[_Stop()])
+    _truncate(tmp_path/'cut'/'last.pth')
+    with pytest.warns(UserWarning, match=r'last\.pth.*again from its start'): again, _ = _stage(tmp_path/'cut')
+    assert _same_weights(ref, again)
+
+def test_unreadable_final_weights_name_the_folder_to_delete(tmp_path):
+    _stage(tmp_path/'s')
+    _truncate(tmp_path/'s'/'final.pth')
+    with pytest.raises(ValueError, match=rf"final\.pth.*delete the folder {tmp_path/'s'}"): _stage(tmp_path/'s')
+
+def test_truncated_state_json_is_named_and_the_stage_retrained(tmp_path):
+    ref, _ = _stage(tmp_path/'straight')
+    _stage(tmp_path/'s')
+    (tmp_path/'s'/'state.json').write_text('{"epochs_done": 1, "val')
+    with pytest.warns(UserWarning, match=r'state\.json is not readable'): again, st = _stage(tmp_path/'s')
+    assert st['done'] and _same_weights(ref, again)
+
+# 7. errors with a message, before any training
+@pytest.mark.parametrize('kw, msg', [(dict(bs=1), 'bs=1'), (dict(teacher_epochs=0), 'teacher_epochs=0'),
+                                     (dict(student_epochs=0), 'student_epochs=0'), (dict(seeds=0), 'seeds=0')])
+def test_bad_numbers_stop_with_a_message(tmp_path, kw, msg):
+    with pytest.raises(ValueError, match=msg): reproduce('cpu', tmp_path/'out', log=quiet, **{**TINY, **kw})
+    assert not (tmp_path/'out'/'teacher').exists()
+
+def test_loaders_refuse_files_of_another_kind(tmp_path):
+    student = MobileNetV2Seg(3)
+    torch.save(dict(arch='MobileNetV2Seg', config=dict(num_classes=3, output_stride=16, width_mult=1.), state_dict=student.state_dict()),
+               tmp_path/'student.pth')
+    with pytest.raises(ValueError, match='does not hold an encoder'): load_encoder(tmp_path/'student.pth')
+    (tmp_path/'notes.txt').write_text('hello')
+    with pytest.raises(ValueError, match='is not a student') as e: load_student(tmp_path/'notes.txt')
+    torch.save(dict(obj=Path('x')), tmp_path/'pickle.pth')      # a pickle of arbitrary objects: never advise to unpickle it
+    with pytest.raises(ValueError) as e: load_student(tmp_path/'pickle.pth')
+    assert 'pickle.pth' in str(e.value) and 'weights_only=False' not in str(e.value)
+
+def test_losses_refuse_bad_arguments():
+    z, f = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
+    with pytest.raises(ValueError, match='p must be positive'): adapt_loss(z, f, p=0)
+    with pytest.raises(ValueError, match='q must be positive'): adapt_loss(z, f, q=-2)
+    with pytest.raises(ValueError, match='floating-point'): adapt_loss(z.long(), f)
+    with pytest.raises(ValueError, match='empty'): affinity_loss(torch.randn(0, 4, 3, 3), torch.randn(0, 4, 3, 3))
+    with pytest.raises(ValueError, match='floating-point'): kd_loss(torch.randint(0, 3, (2, 3, 4, 4)), torch.randn(2, 3, 4, 4))
+
+# 8. a resumed run logs the epochs as an uninterrupted one did
+def test_resumed_curves_equal_uninterrupted_ones(tmp_path):
+    _, st_ref = _stage(tmp_path/'straight', n_epoch=3)
+    class _Stop(Callback):
+        def after_epoch(self):
+            if self.epoch == 1: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): _stage(tmp_path/'cut', cbs=[_Stop()], n_epoch=3)
+    _, st = _stage(tmp_path/'cut', n_epoch=3)
+    assert st['names'] == st_ref['names'] and st['values'] == st_ref['values'], (st['values'], st_ref['values'])
