@@ -2,7 +2,8 @@
 
 `nbdev_readme` needs Quarto, which cannot be installed on every machine this project runs on, so the README is rendered
 with nbconvert's markdown exporter instead: cells flagged `#| hide` are dropped, `#|` directive lines are removed, code
-cells keep their text outputs."""
+cells keep their text outputs. Relative links and images, written for the notebook in `nbs/`, get the `nbs/` prefix that
+the README at the repository's root needs."""
 import re, sys
 from pathlib import Path
 import nbformat
@@ -11,6 +12,7 @@ from nbconvert.preprocessors import Preprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
 _directive = re.compile(r'^\s*#\s*\|.*$', re.M)
+_relative_link = re.compile(r'\]\((?!https?://|#|/|nbs/)([^)\s]+)\)')   # a markdown link or image relative to nbs/
 
 class DirectivePreprocessor(Preprocessor):
     "Drop `#| hide` cells and strip nbdev directive lines (`#| ...`) from the rest."
@@ -26,10 +28,12 @@ class DirectivePreprocessor(Preprocessor):
 def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
     "The README text for `nb_path`."
     nb = nbformat.read(str(nb_path), as_version=4)
+    nb.metadata.setdefault('language_info', {'name': 'python'})   # fences the code cells as python (nbdev_clean strips it)
     exp = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True)
     exp.register_preprocessor(DirectivePreprocessor, enabled=True)
     body, _ = exp.from_notebook_node(nb)
     body = re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
+    body = _relative_link.sub(r'](nbs/\1)', body)
     return '<!-- Generated from nbs/index.ipynb by `python .ci/readme.py`: edit the notebook, not this file. -->\n\n' + body
 
 def main(argv=sys.argv[1:]):

@@ -142,3 +142,12 @@ def test_resumed_curves_equal_uninterrupted_ones(tmp_path):
     with pytest.raises(KeyboardInterrupt): _stage(tmp_path/'cut', cbs=[_Stop()], n_epoch=3)
     _, st = _stage(tmp_path/'cut', n_epoch=3)
     assert st['names'] == st_ref['names'] and st['values'] == st_ref['values'], (st['values'], st_ref['values'])
+
+# (#16) a user's own `Learner` settings do not move the checkpoints
+def test_checkpoints_ignore_learn_path_and_model_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dls = _dls()
+    learn = KALearner(dls, MobileNetV2Seg(dls.n_classes), terms=(), lr=0.01, path=tmp_path/'elsewhere', model_dir='weights')
+    with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 1, 'stage', seed=0)     # a relative stage folder
+    assert {p.name for p in (tmp_path/'stage').iterdir()} >= {'last.pth', 'final.pth', 'state.json'}
+    assert not (tmp_path/'elsewhere').exists() and not (tmp_path/'models').exists()

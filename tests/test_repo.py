@@ -32,3 +32,13 @@ def test_package_is_exported_from_notebooks(tmp_path):
         assert (tmp_path/'knowledge_adaptation'/f.name).read_text() == f.read_text(), f'{f.name} differs from its notebook: run nbdev_export'
     new = {f.name for f in (tmp_path/'knowledge_adaptation').glob('*.py')} - {f.name for f in (ROOT/'knowledge_adaptation').glob('*.py')}
     assert not new, f'notebooks export modules that are not committed: {new}'
+
+def test_readme_links_and_images_exist_and_images_are_small():
+    "Every relative link and image of the README points at a file of the repository; each image is under 300 KB."
+    import re
+    readme = (ROOT/'README.md').read_text()
+    targets = re.findall(r'\]\((?!https?://|#)([^)\s]+)\)', readme)
+    assert any(t.endswith('.png') for t in targets), 'the README shows no image'
+    for t in targets:
+        assert (ROOT/t).exists(), f'README links to {t}, which does not exist'
+        if t.endswith('.png'): assert (ROOT/t).stat().st_size < 300_000, f'{t} is {(ROOT/t).stat().st_size} bytes'
