@@ -8,7 +8,7 @@ __all__ = ['ROWS', 'STRIDE_PAIRS', 'PAPER', 'PAPER_NOTES', 'ABLATION_PRESETS', '
            'ablation_markdown', 'plot_miou_vs_gmacs', 'ka_ablate']
 
 # %% ../nbs/05_ablations.ipynb #5e10aa0f
-import json, math, time
+import math, time
 from dataclasses import dataclass, asdict, replace
 from functools import cache
 from pathlib import Path

@@ -12,9 +12,9 @@ __all__ = ['DATASETS', 'IGNORE_INDEX', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SCENE_C
            'SegDataLoaders', 'show_seg_batch', 'seg_datasets', 'seg_dls', 'check_dataset', 'dataset_fingerprint']
 
 # %% ../nbs/08_data.ipynb #62895ca5
-import hashlib, json, math, random, warnings
+import hashlib, json, math, random
 from contextlib import contextmanager
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np

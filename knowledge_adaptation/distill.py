@@ -12,7 +12,7 @@ __all__ = ['TERMS', 'GRIDS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg
            'plot_curves', 'plot_predictions', 'plot_affinities', 'preset_overrides', 'ka_reproduce']
 
 # %% ../nbs/04_distill.ipynb #1c7b5e12
-import json, math, os, random, time, warnings
+import json, math, random, time, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from pathlib import Path
 import numpy as np, torch
@@ -29,7 +29,7 @@ from .files import (as_path, resolve_dir, write_json, write_text, save_figure, t
                                         read_json, read_failure, CheckpointError)
 from .losses import adapt_loss, affinity_loss, kd_loss, fitnet_loss, align_to
 from .autoencoder import (KnowledgeTranslator, freeze, sgd, translator_learner, translator_strides,
-                                              save_encoder, load_encoder, state_fingerprint, same_state, HookedLearner,
+                                              save_encoder, state_fingerprint, same_state, HookedLearner,
                                               TeacherFeatures, check_translator)
 from .adapter import FeatureAdapter, AffinityAdapter, FitNetRegressor
 from .models import DeepLabV3Plus, MobileNetV2Seg
@@ -114,8 +114,8 @@ class KADistill(TeacherFeatures):
         if self.needs_teacher: super().before_fit()    # frozen teacher on the data's device, hook on its feature layer
         if self.needs_code: freeze(self.encoder.to(self.dls.device))
         rec = getattr(self.learn, 'recorder', None)
-        if rec is not None and 'train_loss' in rec.metric_names:
-            i = rec.metric_names.index('train_loss') + 1
+        if rec is not None:   # the term columns go where `after_train` logs them: after the recorder's training columns
+            i = 2 + (len(rec.metrics) if rec.train_metrics else 0)   # 'epoch', the training loss, the training metrics
             rec.metric_names = rec.metric_names[:i] + self.term_names + rec.metric_names[i:]
 
     def before_train(self): self.sums, self.count = {k: 0. for k in self.term_names}, 0
@@ -363,13 +363,23 @@ def _broadcast(self, t, rank):
     t = torch.tensor(t, dtype=torch.long, device=dev)
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
-DistributedDL._broadcast = _broadcast
+
+@contextmanager
+def _cpu_broadcast():
+    "fastai's `DistributedDL._broadcast` calls `.cuda()`, which fails under gloo on the CPU: `_broadcast` replaces it, inside this context only."
+    orig = DistributedDL._broadcast
+    DistributedDL._broadcast = _broadcast
+    try: yield
+    finally: DistributedDL._broadcast = orig
+
+@contextmanager
+def _distrib_ctx(learn:Learner):
+    with _cpu_broadcast(), learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available()): yield learn
 
 def distrib(learn:Learner, distributed:bool=None):
     "fastai's `distrib_ctx` when this process runs under torchrun (or `distributed=True`), else a no-op context."
     if distributed is None: distributed = num_distrib() > 1
-    if not distributed: return nullcontext(learn)
-    return learn.distrib_ctx(sync_bn=False, cpu=not torch.cuda.is_available())
+    return _distrib_ctx(learn) if distributed else nullcontext(learn)
 
 # %% ../nbs/04_distill.ipynb #5fb1f988
 @dataclass(frozen=True)

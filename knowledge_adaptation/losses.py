@@ -7,7 +7,6 @@ __all__ = ['AUTO_F64_RATIO', 'AUTO_DENSE_MAX_M', 'check_4d', 'check_finite', 'ch
            'affinity_matrix', 'affinity_loss', 'kd_loss', 'fitnet_loss']
 
 # %% ../nbs/00_losses.ipynb #299f15d0
-import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
