@@ -9,7 +9,8 @@ __all__ = ['DATASETS', 'IGNORE_INDEX', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SCENE_C
            'PadTo', 'train_tfms', 'valid_tfms', 'one_thread', 'item_seed', 'SegDataset', 'SceneConfig', 'render_scene',
            'SceneDataset', 'colorize', 'FileSegDataset', 'sbd_to_png', 'voc_dataset', 'cityscapes_dataset',
            'context_dataset', 'make_voc_fixture', 'make_cityscapes_fixture', 'make_context_fixture', 'SegDataLoader',
-           'SegDataLoaders', 'show_seg_batch', 'seg_datasets', 'seg_dls', 'check_dataset', 'dataset_fingerprint']
+           'SegDataLoaders', 'show_seg_batch', 'check_dataset_name', 'seg_datasets', 'seg_dls', 'check_dataset',
+           'dataset_fingerprint']
 
 # %% ../nbs/08_data.ipynb #62895ca5
 import hashlib, json, math, random
@@ -559,6 +560,10 @@ def show_seg_batch(x, y, preds=None, max_n:int=4, palette=None, class_names=None
     return fig
 
 # %% ../nbs/08_data.ipynb #17012f5c
+def check_dataset_name(dataset:str):
+    "Raise `ValueError` unless `dataset` is one of `DATASETS`."
+    if dataset not in DATASETS: raise ValueError(f'unknown dataset {dataset!r}; valid datasets: {", ".join(DATASETS)}')
+
 _DEFAULTS = {  # per dataset: default train crop, validation size, train and valid splits
     'scenes': dict(crop_size=None, valid_size=None, train_split='train', valid_split='valid'),
     'voc': dict(crop_size=513, valid_size=512, train_split='train', valid_split='val'),
@@ -570,7 +575,7 @@ def seg_datasets(dataset:str='scenes', root=None, train_split=None, valid_split=
                  download:bool=False, n_train:int=1500, n_valid:int=300, scene_seed:int=0, scene_config:SceneConfig=None,
                  sbd_root=None):
     "The train and valid `SegDataset`s of `dataset` (one of `DATASETS`), with the given transforms."
-    if dataset not in DATASETS: raise ValueError(f'unknown dataset {dataset!r}; valid names: {", ".join(DATASETS)}')
+    check_dataset_name(dataset)
     d = _DEFAULTS[dataset]
     splits = (train_split or d['train_split'], valid_split or d['valid_split'])
     if download and dataset != 'voc':
@@ -588,7 +593,7 @@ def seg_dls(dataset:str='scenes', root=None, crop_size=None, bs:int=8, valid_bs:
             scale=(0.5, 2.0), flip:bool=True, train_split:str=None, valid_split:str=None, valid_size='auto',
             seed:int=0, device=None, download:bool=False, **dataset_kwargs) -> SegDataLoaders:
     "fastai `DataLoaders` for `dataset` in `DATASETS`: batches `(x, y)`, x (B,3,H,W) normalised, y (B,H,W) long, 255 = void."
-    if dataset not in DATASETS: raise ValueError(f'unknown dataset {dataset!r}; valid names: {", ".join(DATASETS)}')
+    check_dataset_name(dataset)
     d = _DEFAULTS[dataset]
     if dataset == 'scenes': crop_size = crop_size or (dataset_kwargs.get('scene_config') or SceneConfig()).size
     crop_size = crop_size or d['crop_size']

@@ -34,7 +34,7 @@ from .autoencoder import (KnowledgeTranslator, freeze, sgd, translator_learner, 
 from .adapter import FeatureAdapter, AffinityAdapter, FitNetRegressor
 from .models import DeepLabV3Plus, MobileNetV2Seg
 from .metrics import MeanIoU
-from .data import seg_dls, SceneConfig, DATASETS, check_dataset, dataset_fingerprint
+from .data import seg_dls, SceneConfig, check_dataset_name, check_dataset, dataset_fingerprint
 
 # %% ../nbs/04_distill.ipynb #4629ecfc
 def SchedPolyDecay(start:float, power:float=0.9):
@@ -428,7 +428,7 @@ PRESETS = {
 
 def check_preset(cfg:Preset):
     "Raise `ValueError` for values that would fail deep inside training, or train nothing: each named with its value."
-    if cfg.dataset not in DATASETS: raise ValueError(f'unknown dataset {cfg.dataset!r}; valid datasets: {", ".join(DATASETS)}')
+    check_dataset_name(cfg.dataset)
     check_grid(cfg.grid)
     if cfg.bs < 2: raise ValueError(f'bs={cfg.bs}: training needs batches of at least 2 images (BatchNorm needs two values per channel)')
     for k in ('teacher_epochs', 'translator_epochs', 'student_epochs', 'n_train', 'n_valid', 'scene_size'):
