@@ -118,7 +118,7 @@ def ka_flops(size:int=512,                  # input height and width
              out:str=None):                 # also write the report to this markdown file (relative, absolute or ~)
     "Print fvcore MACs and parameter counts of the teacher(s) and student(s) as a markdown table."
     split = lambda s: [t.strip() for t in s.split(',') if t.strip()]
-    if out is not None: out = resolve_dir(as_path(out).parent, 'folder of --out') / as_path(out).name   # checked before counting
+    if out is not None: out = as_path(out); resolve_dir(out.parent, 'folder of --out')   # checked before counting
     specs = model_specs(size, num_classes, split(teachers), [int(s) for s in split(strides)], teacher_stride)
     report = complexity_report(complexity_rows(specs), size)
     print(report)

@@ -32,6 +32,7 @@ from torchvision.transforms.v2._utils import query_size
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.torch_core import default_device
+from .files import atomic_write
 
 # %% ../nbs/08_data.ipynb #3576b4c3
 DATASETS = ('scenes', 'voc', 'cityscapes', 'context')
@@ -291,10 +292,13 @@ class FileSegDataset(SegDataset):
     def __len__(self): return len(self.images)
     def load(self, i):
         img, raw = read_image(self.images[i]), read_label(self.masks[i])
-        if tuple(img.shape[-2:]) != raw.shape:
-            raise ValueError(f'image {self.images[i]} is {img.shape[2]}x{img.shape[1]} (WxH) but mask {self.masks[i]} '
-                             f'is {raw.shape[1]}x{raw.shape[0]}')
+        _check_sizes(self.images[i], (img.shape[2], img.shape[1]), self.masks[i], (raw.shape[1], raw.shape[0]))
         return img, torch.from_numpy(apply_lut(raw, self.lut, self.masks[i], self.label_desc))
+
+def _check_sizes(img, img_wh:tuple, mask, mask_wh:tuple):
+    "Raise `ValueError` unless image and mask have the same (width, height)."
+    if tuple(img_wh) != tuple(mask_wh):
+        raise ValueError(f'image {img} is {img_wh[0]}x{img_wh[1]} (WxH) but mask {mask} is {mask_wh[0]}x{mask_wh[1]}')
 
 def _need(path:Path, layout:str, what='') -> Path:
     if not Path(path).exists():
@@ -339,8 +343,7 @@ def sbd_to_png(sbd_root, overwrite:bool=False) -> int:
         except Exception as e: raise ValueError(f'cannot read GTcls.Segmentation from {mat}: {e}') from e
         seg = np.asarray(seg)
         if seg.ndim != 2 or seg.min() < 0 or seg.max() > 255: raise ValueError(f'{mat}: unexpected segmentation {seg.shape}')
-        tmp = png.with_suffix('.tmp.png')   # write then rename: an interrupted run leaves no half-written mask
-        Image.fromarray(seg.astype(np.uint8)).save(tmp); tmp.replace(png); n += 1
+        atomic_write(png, lambda f: Image.fromarray(seg.astype(np.uint8)).save(f, format='PNG')); n += 1   # never a half-written mask
     return n
 
 # %% ../nbs/08_data.ipynb #c426058d
@@ -619,10 +622,10 @@ def _header(path, kind:str) -> tuple:
 def _check_files(ds:FileSegDataset, labels:bool) -> int:
     n = 0
     for img, msk in zip(ds.images, ds.masks):
-        (iw, ih), _ = _header(img, 'image')
-        (mw, mh), mode = _header(msk, 'mask')
+        img_wh, _ = _header(img, 'image')
+        mask_wh, mode = _header(msk, 'mask')
         if mode not in ('L', 'P'): raise ValueError(f'cannot read mask {msk}: expected a single-channel (L) or palette (P) PNG, got mode {mode}')
-        if (iw, ih) != (mw, mh): raise ValueError(f'image {img} is {iw}x{ih} (WxH) but mask {msk} is {mw}x{mh}')
+        _check_sizes(img, img_wh, msk, mask_wh)
         if labels: n += int((apply_lut(read_label(msk), ds.lut, msk, ds.label_desc) != IGNORE_INDEX).sum())
     return n
 

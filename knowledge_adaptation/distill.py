@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['TERMS', 'GRIDS', 'PRESETS', 'SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'check_classes', 'KAStudent',
            'check_grid', 'KADistill', 'KALearner', 'student_config', 'load_student', 'EpochSeed', 'save_checkpoint',
-           'load_checkpoint', 'EpochCheckpoint', 'fit_resumable', 'term_grad_norms', 'distrib', 'Preset',
-           'check_preset', 'get_preset', 'check_seeds', 'check_data', 'data_identity', 'check_config',
+           'load_checkpoint', 'EpochCheckpoint', 'check_train_batches', 'fit_resumable', 'term_grad_norms', 'distrib',
+           'Preset', 'check_preset', 'get_preset', 'check_seeds', 'check_data', 'data_identity', 'check_config',
            'teacher_learner', 'evaluate', 'n_epochs', 'mean_std', 'model_cost', 'preset_dls', 'with_memory_format',
            'train_teacher', 'code_stride', 'train_translator', 'train_student', 'reproduce', 'results_markdown',
            'plot_curves', 'plot_predictions', 'plot_affinities', 'preset_overrides', 'ka_reproduce']
@@ -251,10 +251,10 @@ def load_checkpoint(learn:Learner, path, with_opt:bool=True):
     if learn.opt is None: learn.create_opt()
     distrib_barrier()
     try: load_model(path, learn.model, learn.opt, with_opt=with_opt, device=getattr(learn.dls, 'device', None))
-    except RuntimeError as e:
-        if 'state_dict' in str(e): raise CheckpointError(f'{path} holds weights of another network: {str(e).splitlines()[0]}') from None
+    except Exception as e:
+        if isinstance(e, RuntimeError) and 'state_dict' in str(e):
+            raise CheckpointError(f'{path} holds weights of another network: {str(e).splitlines()[0]}') from None
         raise CheckpointError(f'{path} cannot be read ({read_failure(e)})') from None
-    except Exception as e: raise CheckpointError(f'{path} cannot be read ({read_failure(e)})') from None
 
 class EpochCheckpoint(Callback):
     "Each epoch's weights and optimiser state to `folder/last.pth` as soon as it has trained, its recorder row to `folder/state.json` once validated."
@@ -293,6 +293,12 @@ class EpochCheckpoint(Callback):
 
 def _num(v): return None if v is None else float(v)
 
+def check_train_batches(dl):
+    "Raise `ValueError` if the training loader `dl` yields no batch (fewer images than one batch, the last one dropped)."
+    if len(dl) == 0:
+        raise ValueError(f'{len(dl.dataset)} training images are fewer than the batch size {dl.bs}: no batch would train '
+                         f'(an incomplete last batch is dropped); lower the batch size or add images')
+
 def _read_state(folder:Path, n_epoch:int) -> dict:
     "The stage state in `folder`: None for a new stage, or (with a warning) when `state.json` cannot be read."
     sf = folder/'state.json'
@@ -307,9 +313,7 @@ def _read_state(folder:Path, n_epoch:int) -> dict:
 def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bool=None) -> dict:
     "Fit `learn` for `n_epoch` epochs with checkpoints in `folder`; resume or skip the stage from them. Returns its state."
     if not (isinstance(n_epoch, int) and n_epoch >= 1): raise ValueError(f'a stage needs at least one epoch, got n_epoch={n_epoch!r}')
-    if len(learn.dls.train) == 0:
-        raise ValueError(f'the training loader has no batch: {len(learn.dls.train.dataset)} training images are fewer than '
-                         f'the batch size {learn.dls.train.bs} (an incomplete last batch is dropped)')
+    check_train_batches(learn.dls.train)
     folder = resolve_dir(folder, 'stage folder')
     state = _read_state(folder, n_epoch)
     if state and state.get('done'):
@@ -322,9 +326,9 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
         try: load_checkpoint(learn, folder/'last.pth', with_opt=True)
         except CheckpointError as e:
             warnings.warn(f'{e}: training the stage in {folder} again from its start'); state = None
-    ck = EpochCheckpoint(folder, state)
-    if (state or {}).get('epochs_done', 0) < n_epoch:
-        with distrib(learn, distributed): learn.fit(n_epoch, cbs=[EpochSeed(seed), ck], start_epoch=(state or {}).get('epochs_done', 0))
+    ck, start = EpochCheckpoint(folder, state), (state or {}).get('epochs_done', 0)
+    if start < n_epoch:
+        with distrib(learn, distributed): learn.fit(n_epoch, cbs=[EpochSeed(seed), ck], start_epoch=start)
     save_checkpoint(learn, folder/'final.pth', with_opt=False)
     state = dict(ck.state, done=True)
     if rank_distrib() == 0: write_json(folder/'state.json', state)
@@ -453,9 +457,7 @@ def check_seeds(seeds:int):
 def check_data(dls):
     "Stop before training on data that would train nothing or measure nothing, or break a later stage (`check_dataset`)."
     tr, va = dls.train, dls.valid
-    if len(tr) == 0:
-        raise ValueError(f'{len(tr.dataset)} training images are fewer than the batch size {tr.bs}: no batch would train '
-                         f'(an incomplete last batch is dropped); lower the batch size or add images')
+    check_train_batches(tr)
     check_dataset(tr.dataset)
     if check_dataset(va.dataset, labels=True) == 0:
         raise ValueError(f'the validation split of {dls.name} ({len(va.dataset)} images) has no labelled pixel: every mask is '
