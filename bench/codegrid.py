@@ -9,14 +9,13 @@ of the code at each cell. For the teacher's feature averaged over each cell of a
 the mean unit vectors of the cells that are more than half one class (validation images of the run's data): near 1, the
 classes point the same way and imitating the direction teaches little about them; the teacher's own feature is the
 reference. A diagnostic for `04_distill`'s 'The code's grid', not a speed benchmark: it needs a trained run folder."""
-import argparse, json, sys
+import argparse, sys
 from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch, torch.nn.functional as F
-from fastai.callback.hook import hook_output
-from knowledge_adaptation.distill import Preset, preset_dls, train_teacher, train_translator
-from probe import cell_fractions   # bench/probe.py, beside this script
+from knowledge_adaptation.pipeline import read_config, preset_dls, load_teacher, load_translator
+from knowledge_adaptation.metrics import cell_fractions
 
 def class_cosines(f, frac, min_share=.5):
     "Cosine between the class-mean unit vectors of `f` (N, C, h, w) over cells with more than `min_share` of one class."
@@ -41,14 +40,12 @@ def main():
     p.add_argument('--translators', nargs='+', default=['translator:16'], help='FOLDER:STRIDE of each translator to read')
     a = p.parse_args()
     out = Path(a.out)
-    cfg = Preset(**json.loads((out/'config.json').read_text()))
-    dls = preset_dls(cfg)
-    quiet = lambda *_: None
-    teacher, _ = train_teacher(cfg, dls, out/'teacher', quiet)        # a finished stage: loaded, not trained
-    teacher.eval()
+    cfg, data = read_config(out)
+    dls = preset_dls(cfg, data and data['root'])
+    teacher, _ = load_teacher(cfg, out/'teacher', dls.n_classes)     # a finished stage: loaded, never trained
     feats, ys = [], []
-    with torch.no_grad(), hook_output(teacher.feature_layer) as h:
-        for x, y in dls.valid: teacher(x); feats.append(h.stored.clone()); ys.append(y)
+    with torch.no_grad():
+        for x, y in dls.valid: feats.append(teacher.forward_with_feature(x)[1]); ys.append(y)
     phi, y = torch.cat(feats), torch.cat(ys)
     names = list(dls.class_names)
     print(f'# class-mean cosines on {len(y)} validation images of {out} ({cfg.dataset}, scene_seed {cfg.scene_seed})')
@@ -56,9 +53,9 @@ def main():
     for spec in a.translators:
         folder, stride = spec.rsplit(':', 1); stride = int(stride)
         folder = Path(folder) if Path(folder).is_absolute() else out/folder
-        n_ep = json.loads((folder/'state.json').read_text())['n_epoch']
-        tr, st = train_translator(replace(cfg, translator_epochs=n_ep, latent_stride=None), dls, teacher, folder, stride, quiet)
-        with torch.no_grad(): z = tr.eval().encode(phi)
+        tr, st = load_translator(replace(cfg, latent_stride=None), teacher, folder, stride)   # the code at `stride`
+        n_ep = st['n_epoch']
+        with torch.no_grad(): z = tr.encode(phi)
         frac = cell_fractions(y, z.shape[-2:], len(names))
         err = st['values'][-1][st['names'].index('recon_rel_err')]
         tables += [(f'teacher feature averaged over the cells of stride {stride} ({tuple(z.shape[-2:])})',

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from knowledge_adaptation.data import seg_dls, make_voc_fixture
+from knowledge_adaptation.data import seg_dls
+from knowledge_adaptation.testing import make_voc_fixture
 
 
 def throughput(dls, n_batches):

@@ -21,19 +21,17 @@ import argparse, json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch, torch.nn.functional as F
-from fastai.callback.hook import hook_output
-from knowledge_adaptation.distill import Preset, preset_dls, train_teacher, train_translator, load_student
-from knowledge_adaptation.metrics import miou
+from knowledge_adaptation.pipeline import read_config, preset_dls, load_teacher, load_translator
+from knowledge_adaptation.distill import load_student
+from knowledge_adaptation.metrics import miou, cell_fractions
 from knowledge_adaptation.losses import adapt_loss
 
-def collect(dl, n_batches, nets):
-    "Features of each `(name, net, layer, transform)` on `n_batches` batches of `dl`, and the labels."
-    feats, ys = {k: [] for k, *_ in nets}, []
+def collect(dl, n_batches, reps):
+    "The feature of each `name -> function of the images` in `reps` on `n_batches` batches of `dl`, and the labels."
+    feats, ys = {k: [] for k in reps}, []
     with torch.no_grad():
         for _, (x, y) in zip(range(n_batches), dl):
-            for name, net, layer, tfm in nets:
-                with hook_output(layer) as h: net(x)
-                feats[name].append(tfm(h.stored))
+            for name, fn in reps.items(): feats[name].append(fn(x))
             ys.append(y)
     return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(ys)
 
@@ -48,12 +46,6 @@ def probe(xtr, ytr, xva, yva, n_classes, iters=300, bs=32, lr=1e-2, seed=0):
         loss = F.cross_entropy(up(xtr[i], ytr.shape[-2:]), ytr[i], ignore_index=255)
         opt.zero_grad(); loss.backward(); opt.step()
     with torch.no_grad(): return miou(up(xva, yva.shape[-2:]).argmax(1), yva, n_classes)
-
-def cell_fractions(y, size, n_classes):
-    "Share of each class among the pixels (void included) of each cell when `y` (B, H, W) is pooled to `size`: (B, n_classes, *size)."
-    valid = y != 255
-    onehot = F.one_hot(torch.where(valid, y, 0), n_classes).permute(0, 3, 1, 2).float() * valid[:, None]
-    return F.adaptive_avg_pool2d(onehot, size)
 
 def cell_labels(y, size, n_classes):
     "The majority label of each cell when `y` (B, H, W) is pooled to `size`; 255 where void is the majority."
@@ -78,41 +70,30 @@ def main():
     p.add_argument('--iters', type=int, default=300)
     a = p.parse_args()
     out = Path(a.out)
-    cfg = json.loads((out/'config.json').read_text()); cfg.pop('seeds', None); cfg.pop('root', None)
-    cfg = Preset(**cfg)
-    dls = preset_dls(cfg)
-    quiet = lambda *_: None
-    teacher, _ = train_teacher(cfg, dls, out/'teacher', quiet)        # finished stages: loaded, not trained
-    tr, _ = train_translator(cfg, dls, teacher, out/'translator', log=quiet)
-    teacher.eval(); tr.eval()
+    cfg, data = read_config(out)
+    dls = preset_dls(cfg, data and data['root'])
+    teacher, _ = load_teacher(cfg, out/'teacher', dls.n_classes)     # finished stages: loaded, never trained
+    tr, _ = load_translator(cfg, teacher, out/'translator')
     base, ka = load_student(out/'baseline_student.pth'), load_student(out/'ka_student.pth')
-    grid = lambda f: f                                                  # student features are on the grid already
-    class Code(torch.nn.Module):                                        # the teacher followed by the encoder
-        def __init__(self): super().__init__(); self.t, self.e = teacher, tr.encoder
-        def forward(self, x):
-            with hook_output(teacher.feature_layer) as h: teacher(x)
-            return self.e(h.stored)
-    code = Code().eval()
-    def pooled(f):                                                      # teacher feature averaged over student cells
-        s = base.output_stride // teacher.feature_stride
-        return F.avg_pool2d(f, s, ceil_mode=True)
-    nets = [('teacher feature, pooled to the student grid', teacher, teacher.feature_layer, pooled),
-            ('translator code E(phi_t)', code, code.e, grid),
-            ('baseline student phi_s', base, base.feature_layer, grid),
-            ('KA student phi_s', ka, ka.feature_layer, grid)]
+    phi_t = lambda x: teacher.forward_with_feature(x)[1]
+    s = base.output_stride // teacher.feature_stride                   # teacher feature averaged over student cells
+    reps = {'teacher feature, pooled to the student grid': lambda x: F.avg_pool2d(phi_t(x), s, ceil_mode=True),
+            'translator code E(phi_t)': lambda x: tr.encode(phi_t(x)),
+            'baseline student phi_s': lambda x: base.forward_with_feature(x)[1],
+            'KA student phi_s': lambda x: ka.forward_with_feature(x)[1]}
     n_valid_batches = -(-len(dls.valid.dataset) // dls.valid.bs)
-    xtr, ytr = collect(dls.train, a.train_batches, nets)
-    xva, yva = collect(dls.valid, n_valid_batches, nets)
+    xtr, ytr = collect(dls.train, a.train_batches, reps)
+    xva, yva = collect(dls.valid, n_valid_batches, reps)
     res = json.loads((out/'results.json').read_text()) if (out/'results.json').exists() else {}
     print(f'# linear probes (1x1 conv, {a.iters} Adam steps on {len(ytr)} training crops), validation mIoU on {len(yva)} images of {out}')
     print('| representation | probe mIoU (%) |\n|---|---|')
-    for name, *_ in nets:
+    for name in reps:
         m, _ = probe(xtr[name], ytr, xva[name], yva, dls.n_classes, a.iters)
         print(f'| {name} | {100 * m:.1f} |')
     for k in ('teacher', 'baseline', 'ka'):
         if k in res: print(f"| ({k} network's own mIoU) | {100 * res[k]['miou']:.1f} |")
     # what the code holds beyond the labels: if the cell's label explains most of it, imitating it teaches little else
-    code_name = nets[1][0]
+    code_name = list(reps)[1]
     r2, oracle, n = code_vs_labels(xtr[code_name], ytr, dls.n_classes)
     ka_hist = res.get('history', {}).get('ka_seed0')
     ka_adapt = ka_hist['values'][-1][ka_hist['names'].index('adapt')] if ka_hist and 'adapt' in ka_hist['names'] else float('nan')

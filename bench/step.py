@@ -1,7 +1,7 @@
 """Median training-step time at the CPU preset: baseline student step, KA step (teacher forward included), and the
 pieces the KA step is made of, so that the cost of the KA terms and adapters themselves can be read off.
 
-    python bench/step.py                 # CPU preset (crop and batch from knowledge_adaptation.distill.PRESETS['cpu'])
+    python bench/step.py                 # CPU preset (crop and batch from knowledge_adaptation.pipeline.PRESETS['cpu'])
     python bench/step.py --steps 20 --crop 96 --bs 16
     python bench/step.py --contiguous    # networks in contiguous memory order instead of the preset's channels-last
 
@@ -20,8 +20,10 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.torch_core import set_seed
 from knowledge_adaptation.data import seg_dls
 from knowledge_adaptation.models import DeepLabV3Plus, MobileNetV2Seg
-from knowledge_adaptation.autoencoder import KnowledgeTranslator, TeacherFeatures, translator_strides
-from knowledge_adaptation.distill import KALearner, get_preset, code_stride, with_memory_format
+from knowledge_adaptation.autoencoder import KnowledgeTranslator, translator_strides
+from knowledge_adaptation.training import TeacherFeatures
+from knowledge_adaptation.distill import KALearner
+from knowledge_adaptation.pipeline import get_preset, code_stride, with_memory_format
 
 class StepTimer(Callback):
     order = -100   # before every other callback, so before_batch starts the clock before the teacher runs
@@ -33,11 +35,10 @@ class StepTimer(Callback):
 
 class EncoderForward(TeacherFeatures):
     "The teacher's feature, then the frozen encoder's code of it on each training batch, as `KADistill` computes them; nothing uses the code."
-    def __init__(self, teacher, encoder): super().__init__(teacher, on_valid=False); self.encoder = encoder
+    def __init__(self, teacher, encoder): super().__init__(teacher, run_valid=False); self.encoder = encoder
     def before_batch(self):
         super().before_batch()
-        if self.training:
-            with torch.no_grad(): self.code = self.encoder.encode(self.learn.teacher_feature)
+        with torch.no_grad(): self.code = self.encoder.encode(self.learn.teacher_feature)
 
 def time_learner(learn, steps, warmup):
     t = StepTimer(steps, warmup)
@@ -64,7 +65,7 @@ def main():
     tr = with_memory_format(cfg, tr.eval())
     learners = {}
     # (row, distillation terms, the frozen networks that run on each batch although no term uses them)
-    frozen_only = {'teacher': lambda: TeacherFeatures(teacher, on_valid=False), 'encoder': lambda: EncoderForward(teacher, tr)}
+    frozen_only = {'teacher': lambda: TeacherFeatures(teacher, run_valid=False), 'encoder': lambda: EncoderForward(teacher, tr)}
     for name, terms, frozen in (('baseline', (), None), ('baseline + teacher forward', (), 'teacher'),
                                 ('baseline + teacher and encoder forward', (), 'encoder'),
                                 ('ka', ('adapt', 'aff'), None), ('adapt only', ('adapt',), None), ('aff only', ('aff',), None)):

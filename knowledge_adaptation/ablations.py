@@ -16,11 +16,14 @@ import numpy as np
 from fastcore.script import call_parse
 from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
-from .distill import (Preset, PRESETS, TERMS, get_preset, preset_dls, train_teacher, train_translator, preset_overrides,
-                                          train_student, evaluate, mean_std, model_cost, check_config, code_stride,
-                                          check_seeds, check_data, data_identity)
+from .pipeline import (Preset, PRESETS, get_preset, preset_dls, train_teacher, train_translator, preset_overrides,
+                                           train_student, mean_std, model_cost, check_config, code_stride, build_teacher,
+                                           check_seeds, check_data, data_identity)
+from .distill import BETA, terms_need_code
+from .training import evaluate
+from .report import md_table
 from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json
-from .models import DeepLabV3Plus, MobileNetV2Seg
+from .models import MobileNetV2Seg
 
 # %% ../nbs/05_ablations.ipynb #c3c4967e
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class AblationRow:
     @property
     def needs_teacher(self) -> bool: return bool(self.terms)
     @property
-    def needs_translator(self) -> bool: return 'adapt' in self.terms or ('aff' in self.terms and self.aff_target == 'code')
+    def needs_translator(self) -> bool: return terms_need_code(self.terms, self.aff_target)
     @property
     def ka_kwargs(self) -> dict: return dict(T=self.T, aff_target=self.aff_target)
 
@@ -78,7 +81,7 @@ PAPER_NOTES = {  # the paper's figure beside each row of the table
 # %% ../nbs/05_ablations.ipynb #214ac0f6
 ABLATION_PRESETS = {
     'cpu': replace(PRESETS['cpu'], name='ablation-cpu', crop_size=64, scene_size=96, bs=16, n_train=384, n_valid=64,
-                   teacher_epochs=12, student_epochs=4, beta=50.),   # the paper's beta (the table's; `cpu`'s 100 was chosen at 96 px)
+                   teacher_epochs=12, student_epochs=4, beta=BETA),   # the paper's beta (the table's; `cpu`'s 100 was chosen at 96 px)
     'paper': PRESETS['paper'],
 }
 
@@ -160,7 +163,7 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
                dataset=dict(name=cfg.dataset, n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset)), rows=rows,
                translators={s: _read_json(f)['seconds'] for s in STRIDE_PAIRS if (f := out/'runs'/f'translator_os{s}.json').exists()})
     if (f := out/'runs'/'teacher.json').exists():
-        t = DeepLabV3Plus(n, cfg.teacher_backbone, cfg.teacher_stride, False, feature=cfg.teacher_feature)
+        t = build_teacher(cfg, n, pretrained=False)
         res['teacher'] = dict(_read_json(f), **model_cost(t, crop))
     for name, r in rows.items():
         base = STRIDE_PAIRS[r['stride']][0]
@@ -218,19 +221,19 @@ def ablation_markdown(res:dict) -> str:
     s, pct = res['seeds'], lambda v: f'{100 * v:.1f}'
     head = ['group', 'row', 'OS', 'terms', f'mIoU (%, mean ± std, {s} seed{"s" if s > 1 else ""})',
             'Δ vs baseline, same OS (points)', 'GMACs (fvcore)', 'params (M)', 'train time (s)', 'paper']
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    rows = []
     if t := res.get('teacher'):
         c = res['config']
-        lines.append(f"| teacher | DeepLabV3+ {c['teacher_backbone']} | {c['teacher_stride']} | | {pct(t['miou'])} | | "
-                     f"{t['gmacs']:.3f} | {t['params_m']:.2f} | {t['seconds']:.0f} | |")
+        rows.append(['teacher', f"DeepLabV3+ {c['teacher_backbone']}", c['teacher_stride'], '', pct(t['miou']), '',
+                     f"{t['gmacs']:.3f}", f"{t['params_m']:.2f}", f"{t['seconds']:.0f}", ''])
     for name, r in res['rows'].items():
         n = len(r['runs'])
         miou = pct(r['miou']) + (f" ± {100 * r['miou_std']:.1f}" if n > 1 else '') + ('' if n == s else f' ({n} seeds)')
         terms = ' + '.join(r['terms']) or '-'
         if 'kd' in r['terms']: terms += f" (T = {r['T']:g})"
         delta = _fmt_diff(r['vs_baseline'], '') if r['vs_baseline'] else ''
-        lines.append(f"| {r['group']} | {r['label']} | {r['stride']} | {terms} | {miou} | {delta} | {r['gmacs']:.3f} | "
-                     f"{r['params_m']:.2f} | {r['seconds']:.0f} | {PAPER_NOTES.get(name, '')} |")
+        rows.append([r['group'], r['label'], r['stride'], terms, miou, delta, f"{r['gmacs']:.3f}", f"{r['params_m']:.2f}",
+                     f"{r['seconds']:.0f}", PAPER_NOTES.get(name, '')])
     d = res['dataset']
     shared = ([f"teacher {res['teacher']['seconds']:.0f} s"] if 'teacher' in res else []) + [f'translator OS{k} {v:.0f} s' for k, v in res['translators'].items()]
     notes = [f"Preset `{res['preset']}`: {d['n_train']} training images of `{d['name']}`, mIoU on its {d['n_valid']} validation "
@@ -241,7 +244,7 @@ def ablation_markdown(res:dict) -> str:
              f"upsampling) are not counted.",
              f"Train time: wall time of one student's training, mean over seeds" + (f"; shared stages: {', '.join(shared)}." if shared else '.'),
              "Paper: its verified figures only (70.2 and 72.7: Cityscapes test; the others are relative claims)."]
-    return ('\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n\n**Against the paper**\n\n'
+    return (md_table(head, rows) + '\n\n' + '\n'.join(notes) + '\n\n**Against the paper**\n\n'
             + '\n'.join(f'- {l}' for l in comparison_lines(res)) + '\n')
 
 # %% ../nbs/05_ablations.ipynb #dc1f8d95

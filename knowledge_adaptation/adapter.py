@@ -6,7 +6,6 @@
 __all__ = ['FeatureAdapter', 'AffinityAdapter', 'FitNetRegressor']
 
 # %% ../nbs/02_adapter.ipynb #8ac66927
-import torch
 from torch import nn, Tensor
 from fastcore.basics import store_attr
 from .losses import align_to, check_4d

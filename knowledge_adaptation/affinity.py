@@ -9,7 +9,7 @@ __all__ = ['AffinityDistillation', 'affinity_map', 'grid_pos', 'show_affinity']
 import torch
 from torch import nn, Tensor
 from fastcore.basics import store_attr
-from .losses import affinity_loss, check_4d, check_finite, _unit_positions
+from .losses import affinity_loss, check_4d, check_finite, unit_positions
 
 # %% ../nbs/03_affinity.ipynb #1956a11f
 class AffinityDistillation(nn.Module):
@@ -26,7 +26,7 @@ def affinity_map(feat:Tensor, pos) -> Tensor:
     h, w = feat.shape[-2:]
     i, j = pos
     if not (0 <= i < h and 0 <= j < w): raise ValueError(f'position {tuple(pos)} is outside the {h}x{w} feature grid')
-    u = _unit_positions(feat)[0]                     # (C, m)
+    u = unit_positions(feat)[0]                     # (C, m)
     return (u[:, i*w + j] @ u).view(h, w)
 
 def grid_pos(img_pos, img_size, grid_size) -> tuple:

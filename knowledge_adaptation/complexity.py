@@ -13,6 +13,7 @@ from torch import nn, Tensor
 from fastcore.script import call_parse
 from .models import DeepLabV3Plus, MobileNetV2Seg
 from .files import as_path, resolve_dir, write_text
+from .report import md_table
 
 # %% ../nbs/07_complexity.ipynb #53ee7535
 @contextlib.contextmanager
@@ -68,13 +69,13 @@ def complexity_table(rows:list, references:dict=None) -> str:
     references = references or {}
     head = ['model', 'input', 'GMAC (fvcore)', 'conv GMAC', 'params (M)', 'used', 'not counted by fvcore']
     if references: head.insert(4, 'reference')
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    lines = []
     for r in sorted(rows, key=lambda r: r['training_only']):
         cells = [r['name'], 'x'.join(map(str, r['input'][1:])), _g(r['macs']/1e9), _g(r['conv_macs']/1e9),
                  _g(r['params']/1e6), 'training only' if r['training_only'] else 'inference', _fmt_unsupported(r['unsupported'])]
         if references: cells.insert(4, references.get(r['name'], ''))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+        lines.append(cells)
+    return md_table(head, lines)
 
 def flops_ratio(rows:list, num:str, den:str, key:str='macs') -> float:
     "Ratio of the `key` count of row `num` to that of row `den`."

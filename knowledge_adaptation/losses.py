@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['AUTO_F64_RATIO', 'AUTO_DENSE_MAX_M', 'check_4d', 'check_finite', 'check_pair', 'align_to', 'ae_loss', 'adapt_loss',
-           'affinity_matrix', 'affinity_loss', 'kd_loss', 'fitnet_loss']
+           'unit_positions', 'affinity_matrix', 'affinity_loss', 'kd_loss', 'fitnet_loss']
 
 # %% ../nbs/00_losses.ipynb #299f15d0
 import torch
@@ -62,7 +62,7 @@ def adapt_loss(z:Tensor, f:Tensor, p:float=1, q:float=2, per_image:bool=False, c
     return loss / n_ch if channel_mean else loss
 
 # %% ../nbs/00_losses.ipynb #cf4ab64a
-def _unit_positions(x:Tensor, dtype=None) -> Tensor:
+def unit_positions(x:Tensor, dtype=None) -> Tensor:
     "(B, C, h, w) -> (B, C, m): each position's channel vector scaled to unit L2 norm (zero vectors stay zero)."
     x = x.flatten(2)
     if dtype is not None: x = x.to(dtype)
@@ -71,7 +71,7 @@ def _unit_positions(x:Tensor, dtype=None) -> Tensor:
 def affinity_matrix(x:Tensor) -> Tensor:
     "Eq. 3: (B, C, h, w) -> (B, m, m) spatially normalised cosine affinity between all positions."
     check_4d('x', x); check_finite('x', x)
-    u = _unit_positions(x)
+    u = unit_positions(x)
     return u.transpose(1,2) @ u / u.shape[-1]
 
 # %% ../nbs/00_losses.ipynb #daf2435a

@@ -8,7 +8,8 @@ import torch
 from fastai.torch_core import set_seed, rank_distrib, num_distrib
 from knowledge_adaptation.data import seg_dls
 from knowledge_adaptation.models import MobileNetV2Seg
-from knowledge_adaptation.distill import KALearner, fit_resumable, evaluate
+from knowledge_adaptation.distill import KALearner
+from knowledge_adaptation.training import fit_resumable, evaluate
 
 out = Path(sys.argv[1])
 torch.set_num_threads(1)

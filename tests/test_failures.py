@@ -6,9 +6,13 @@ import numpy as np, pytest, torch
 from PIL import Image
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
-from knowledge_adaptation.data import seg_dls, make_voc_fixture, voc_dataset, _voc_mask_png
+from knowledge_adaptation.data import seg_dls
+from knowledge_adaptation.datasets import voc_dataset
+from knowledge_adaptation.testing import make_voc_fixture, voc_mask_png
 from knowledge_adaptation.models import MobileNetV2Seg
-from knowledge_adaptation.distill import KALearner, fit_resumable, reproduce, load_student
+from knowledge_adaptation.distill import KALearner, load_student
+from knowledge_adaptation.training import fit_resumable
+from knowledge_adaptation.pipeline import reproduce
 from knowledge_adaptation.autoencoder import save_encoder, load_encoder, KnowledgeTranslator
 from knowledge_adaptation.losses import adapt_loss, affinity_loss, kd_loss
 
@@ -36,7 +40,7 @@ def test_same_out_with_another_root_stops(tmp_path):
 # 3. a validation split without any labelled pixel
 def test_validation_without_labelled_pixels_stops(tmp_path):
     root = _voc(tmp_path/'voc')
-    for m in voc_dataset(root, 'val').masks: _voc_mask_png(np.full_like(np.array(Image.open(m)), 255), m)
+    for m in voc_dataset(root, 'val').masks: voc_mask_png(np.full_like(np.array(Image.open(m)), 255), m)
     with pytest.raises(ValueError, match='has no labelled pixel'):
         reproduce('cpu', tmp_path/'out', dataset='voc', root=root, log=quiet, **VOC)
 
@@ -50,7 +54,7 @@ def test_failed_data_leaves_no_identity_behind(tmp_path):
 def test_bad_validation_mask_stops_before_training(tmp_path):
     root = _voc(tmp_path/'voc')
     m = voc_dataset(root, 'val').masks[2]
-    lab = np.array(Image.open(m)); lab[0, 0] = 99; _voc_mask_png(lab, m)
+    lab = np.array(Image.open(m)); lab[0, 0] = 99; voc_mask_png(lab, m)
     with pytest.raises(ValueError, match=f'{m}: invalid label value'):
         reproduce('cpu', tmp_path/'out', dataset='voc', root=root, log=quiet, **VOC)
     assert not (tmp_path/'out'/'teacher').exists()
