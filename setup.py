@@ -20,6 +20,7 @@ def _reqs(key): return shlex.split(cfg.get(key, '').strip())
 
 requirements = _reqs('requirements')
 dev_requirements = _reqs('dev_requirements')
+onnx_requirements = _reqs('onnx_requirements')   # the optional [onnx] extra, also part of [dev] so that the tests have it
 lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 console_scripts = [s.strip() for s in cfg.get('console_scripts', '').split(',') if s.strip()]
@@ -36,7 +37,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements + onnx_requirements, 'onnx': onnx_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),

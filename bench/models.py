@@ -11,10 +11,12 @@ Batch 1, `torch.inference_mode`, random weights (latency does not depend on them
   fuse_bn+cl      both (= `prepare_for_inference`)
   jit_freeze      torch.jit.trace + torch.jit.freeze + torch.jit.optimize_for_inference (for comparison only: folds BN
                   and converts to oneDNN layouts; TorchScript is deprecated, so the library does not use it)
+  onnx            `knowledge_adaptation.predict.export_onnx`, run by onnxruntime with as many intra-op threads as torch
+                  (a numpy input; only when onnx and onnxruntime are installed: pip install -e '.[onnx]')
 
 Example: python bench/models.py --size 512 --runs 5 --models s16,s8,s4,t18,t50
 """
-import argparse, copy, statistics, sys, time, warnings
+import argparse, copy, importlib.util, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
@@ -35,11 +37,20 @@ def _jit(m, x):
         t = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x)))
     return t, x
 
+def _onnx(m, x):
+    from knowledge_adaptation.predict import export_onnx, onnx_session
+    with tempfile.TemporaryDirectory() as d:       # the session holds the graph once it is built
+        sess = onnx_session(export_onnx(m, Path(d)/'model.onnx'), threads=torch.get_num_threads())
+    name = sess.get_inputs()[0].name
+    return (lambda xi: torch.from_numpy(sess.run(None, {name: xi})[0])), x.numpy()
+
+HAS_ONNX = all(importlib.util.find_spec(k) is not None for k in ('onnx', 'onnxruntime'))
 TRICKS = {'baseline':      lambda m, x: (m, x),
           'channels_last': lambda m, x: (m.to(memory_format=torch.channels_last), _cl(x)),
           'fuse_bn':       lambda m, x: (fuse_bn_(m), x),
           'fuse_bn+cl':    lambda m, x: (prepare_for_inference(m), _cl(x)),
-          'jit_freeze':    _jit}
+          'jit_freeze':    _jit,
+          'onnx':          _onnx}
 
 def time_interleaved(variants:dict, runs:int, warmup:int) -> dict:
     """Seconds per forward pass of each `name -> (model, input)`, the variants taking turns run after run, so that load
@@ -58,7 +69,8 @@ def main(argv=None):
     p.add_argument('--runs', type=int, default=5, help='timed runs per model and trick (default 5)')
     p.add_argument('--warmup', type=int, default=2, help='untimed runs first (default 2)')
     p.add_argument('--models', default='s16,s8,s4,t18,t50', help=f'comma-separated, from {",".join(MODELS)}')
-    p.add_argument('--tricks', default=','.join(TRICKS), help=f'comma-separated, from {",".join(TRICKS)}')
+    p.add_argument('--tricks', default=','.join(t for t in TRICKS if HAS_ONNX or t != 'onnx'),
+                   help=f'comma-separated, from {",".join(TRICKS)} (default: all; onnx only when onnxruntime is installed)')
     p.add_argument('--num_classes', type=int, default=21)
     p.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (default: torch\'s choice)')
     p.add_argument('--no_flops', action='store_true', help='skip the fvcore counts')
@@ -68,12 +80,14 @@ def main(argv=None):
         if k not in MODELS: p.error(f'unknown model {k!r}; choose from {list(MODELS)}')
     for k in tricks:
         if k not in TRICKS: p.error(f'unknown trick {k!r}; choose from {list(TRICKS)}')
+    if 'onnx' in tricks and not HAS_ONNX: p.error("the onnx trick needs onnx and onnxruntime: pip install -e '.[onnx]'")
     if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     x = torch.randn(1, 3, a.size, a.size)
     print(f'# CPU latency, batch 1, {a.size}x{a.size}, median of {a.runs} runs after {a.warmup} warm-up; '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN (mkldnn) '
-          f'{"on" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else "off"}\n')
+          f'{"on" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else "off"}'
+          + (f'; onnxruntime {importlib.import_module("onnxruntime").__version__}' if 'onnx' in tricks else '') + '\n')
     res, macs = {}, {}
     for k in models:
         name, build = MODELS[k]

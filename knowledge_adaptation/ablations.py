@@ -16,9 +16,9 @@ import numpy as np
 from fastcore.script import call_parse
 from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
-from .pipeline import (Preset, PRESETS, get_preset, preset_dls, train_teacher, train_translator, preset_overrides,
-                                           train_student, mean_std, model_cost, check_config, code_stride, build_teacher,
-                                           check_seeds, check_data, data_identity)
+from .presets import Preset, PRESETS, get_preset, check_seeds, preset_overrides, cli_overrides
+from .pipeline import (run_data, teacher_stage, train_translator, train_student, mean_std, model_cost, check_config,
+                                           code_stride, build_teacher, data_identity, teacher_file, file_identity)
 from .distill import BETA, terms_need_code
 from .training import evaluate
 from .report import md_table
@@ -82,7 +82,7 @@ PAPER_NOTES = {  # the paper's figure beside each row of the table
 ABLATION_PRESETS = {
     'cpu': replace(PRESETS['cpu'], name='ablation-cpu', crop_size=64, scene_size=96, bs=16, n_train=384, n_valid=64,
                    teacher_epochs=12, student_epochs=4, beta=BETA),   # the paper's beta (the table's; `cpu`'s 100 was chosen at 96 px)
-    'paper': PRESETS['paper'],
+    **{k: v for k, v in PRESETS.items() if k.startswith('paper')},   # `paper`: the paper's recipe for the dataset (`get_preset`)
 }
 
 def ablation_preset(name:str='cpu', **overrides) -> Preset:
@@ -95,15 +95,17 @@ def run_path(out, name:str, seed:int) -> Path: return Path(out)/'runs'/f'{name}_
 def _read_json(path:Path): return read_json(path, 'an ablation result')
 
 def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:str=None, root=None, log=print,
-           **overrides) -> dict:
+           sbd_root=None, teacher=None, dls=None, **overrides) -> dict:
     "Train every (row, seed) of `rows` (default: all) with seeds 0..`seeds`-1 not yet finished in `out`; write the table."
     cfg, names = ablation_preset(preset, dataset=dataset, **overrides), pick_rows(rows)
     check_seeds(seeds)
     out, root = resolve_dir(out), None if root is None else as_path(root)
     is_main = rank_distrib() == 0
-    dls = preset_dls(cfg, root)
-    check_data(dls)
-    if is_main: check_config(out, cfg, data_identity(dls, root))
+    dls = run_data(cfg, root, sbd_root, dls)
+    given = teacher                                   # a teacher file, if any (the name `teacher` is the stage below)
+    more = dict(sbd_root=None if sbd_root is None else str(as_path(sbd_root)),
+                teacher=None if given is None else file_identity(teacher_file(given)))
+    if is_main: check_config(out, cfg, data_identity(dls, root, **more))
     (out/'runs').mkdir(exist_ok=True)
     done = {f.name for f in (out/'runs').iterdir()}   # read once: under DDP, every process takes the same decisions
     todo = [(name, seed) for seed in range(seeds) for name in names if run_path(out, name, seed).name not in done]
@@ -111,7 +113,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
 
     @cache
     def teacher():
-        t, st = train_teacher(cfg, dls, out/'teacher', log)
+        t, st = teacher_stage(cfg, dls, out/'teacher', given, log)
         if 'teacher.json' not in done:
             r = evaluate(t, dls)
             if is_main: write_json(out/'runs'/'teacher.json', dict(seconds=st['seconds'], **r))
@@ -160,10 +162,10 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
         rows[name] = dict(asdict(ROWS[name]), miou=m, miou_std=sd, seconds=float(np.mean([r['seconds'] for r in runs])),
                           runs=runs, **cost[ROWS[name].stride])
     res = dict(preset=cfg.name, config=asdict(cfg), seeds=seeds, crop=crop,
-               dataset=dict(name=cfg.dataset, n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset)), rows=rows,
+               dataset=dict(name=getattr(dls, 'name', '') or cfg.dataset, n_train=len(dls.train.dataset), n_valid=len(dls.valid.dataset)), rows=rows,
                translators={s: _read_json(f)['seconds'] for s in STRIDE_PAIRS if (f := out/'runs'/f'translator_os{s}.json').exists()})
     if (f := out/'runs'/'teacher.json').exists():
-        t = build_teacher(cfg, n, pretrained=False)
+        t = build_teacher(cfg, n, weights=False)
         res['teacher'] = dict(_read_json(f), **model_cost(t, crop))
     for name, r in rows.items():
         base = STRIDE_PAIRS[r['stride']][0]
@@ -275,7 +277,9 @@ def plot_miou_vs_gmacs(res:dict):
 @delegates(preset_overrides)
 def ka_ablate(
     dataset:str=None,        # scenes (embedded, default), voc, cityscapes or context
-    root:str=None,           # folder holding the dataset (real datasets only)
+    root:str=None,           # folder holding the dataset (real datasets and your own folder)
+    sbd_root:str=None,       # voc: the SBD folder, for train_aug (the paper's VOC training set)
+    teacher:str=None,        # a trained teacher: an earlier run's teacher folder or its final.pth (stage 0 skipped)
     preset:str='cpu',        # cpu (the ablation CPU preset: the table in under an hour on 2 cores) or paper (for a GPU)
     out:str='ka_ablation',   # output folder: results, figure, checkpoints (rerun to resume)
     seeds:int=3,             # students trained with seeds 0..seeds-1; mean and std reported
@@ -284,7 +288,7 @@ def ka_ablate(
 ):
     "Run the paper's comparisons (ablation, KD, FitNet, output strides) with one recipe and several seeds; print the table."
     t0 = time.time()
-    res = ablate(preset, out, seeds, rows, dataset, root, **kwargs)
+    res = ablate(preset, out, seeds, rows, dataset, root, sbd_root=sbd_root, teacher=teacher, **cli_overrides(kwargs))
     if rank_distrib() == 0:
         print(ablation_markdown(res))
         print(f'done in {time.time() - t0:.0f} s; results in {as_path(out)}')

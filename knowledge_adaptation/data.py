@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'SegDataLoader', 'SegDataLoaders', 'show_seg_batch', 'check_dataset_name', 'seg_datasets', 'seg_dls',
-           'dataset_fingerprint']
+           'seg_dls_from', 'PairDataset', 'as_seg_dataset', 'dataset_fingerprint']
 
 # %% ../nbs/08_data.ipynb #62895ca5
-import hashlib, json, random
+import copy, hashlib, json, random
+import numpy as np
 
 import torch
 from torch import Tensor
@@ -18,6 +19,7 @@ from .transforms import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, train_tfms, v
 from .datasets import SegDataset, as_palette, colorize, one_thread
 from .datasets import voc_dataset, cityscapes_dataset, context_dataset
 from .scenes import SceneConfig, SceneDataset
+from .folder import folder_dataset, max_image_size
 
 # %% ../nbs/08_data.ipynb #701ea3aa
 class SegDataLoader(DataLoader):
@@ -82,7 +84,7 @@ def show_seg_batch(x, y, preds=None, max_n:int=4, palette=None, class_names=None
     return fig
 
 # %% ../nbs/08_data.ipynb #17012f5c
-DATASETS = ('scenes', 'voc', 'cityscapes', 'context')
+DATASETS = ('scenes', 'voc', 'cityscapes', 'context', 'folder')
 
 def check_dataset_name(dataset:str):
     "Raise `ValueError` unless `dataset` is one of `DATASETS`."
@@ -93,6 +95,7 @@ _DEFAULTS = {  # per dataset: default train crop, validation size, train and val
     'voc': dict(crop_size=513, valid_size=512, train_split='train', valid_split='val'),
     'cityscapes': dict(crop_size=769, valid_size=None, train_split='train', valid_split='val'),
     'context': dict(crop_size=513, valid_size=512, train_split='train', valid_split='val'),
+    'folder': dict(crop_size=513, valid_size='max', train_split='train', valid_split='val'),
 }
 
 def seg_datasets(dataset:str='scenes', root=None, train_split=None, valid_split=None, train_tfm=None, valid_tfm=None,
@@ -110,6 +113,7 @@ def seg_datasets(dataset:str='scenes', root=None, train_split=None, valid_split=
                      zip((n_train, n_valid), splits, (train_tfm, valid_tfm)))
     if dataset == 'voc':
         return tuple(voc_dataset(root, s, sbd_root, download, t) for s, t in zip(splits, (train_tfm, valid_tfm)))
+    if dataset == 'folder': return tuple(folder_dataset(root, s, t) for s, t in zip(splits, (train_tfm, valid_tfm)))
     fn = cityscapes_dataset if dataset == 'cityscapes' else context_dataset
     return tuple(fn(root, s, t) for s, t in zip(splits, (train_tfm, valid_tfm)))
 
@@ -122,14 +126,46 @@ def seg_dls(dataset:str='scenes', root=None, crop_size=None, bs:int=8, valid_bs:
     if dataset == 'scenes': crop_size = crop_size or (dataset_kwargs.get('scene_config') or SceneConfig()).size
     crop_size = crop_size or d['crop_size']
     valid_size = d['valid_size'] if valid_size == 'auto' else valid_size
-    train_ds, valid_ds = seg_datasets(dataset, root, train_split, valid_split, train_tfms(crop_size, scale, flip),
-                                      valid_tfms(valid_size), download, **dataset_kwargs)
+    train_ds, valid_ds = seg_datasets(dataset, root, train_split, valid_split, download=download, **dataset_kwargs)
+    if valid_size == 'max': valid_size = max_image_size(valid_ds)   # own data: every image padded to the largest, evaluated whole
+    return seg_dls_from(train_ds, valid_ds, crop_size, bs, valid_bs, num_workers, scale, flip, valid_size, seed, device, dataset)
+
+def seg_dls_from(train_ds, valid_ds, crop_size:int, bs:int=8, valid_bs:int=None, num_workers:int=0, scale=(0.5, 2.0),
+                 flip:bool=True, valid_size=None, seed:int=0, device=None, name:str='', **pair_kwargs) -> SegDataLoaders:
+    "`SegDataLoaders` of any two datasets (`SegDataset`s, or of (image, mask) pairs: `as_seg_dataset`) with `seg_dls`'s augmentation, seeds, device."
+    train_ds, valid_ds = (copy.copy(as_seg_dataset(ds, **pair_kwargs)) for ds in (train_ds, valid_ds))   # the caller's keep their transforms
+    train_ds.tfm, valid_ds.tfm = train_tfms(crop_size, scale, flip), valid_tfms(valid_size)
     device = default_device() if device is None else device
     common = dict(num_workers=num_workers, device=device)
     train = SegDataLoader(train_ds, bs=bs, shuffle=True, drop_last=True, seed=seed, **common)
     valid = SegDataLoader(valid_ds, bs=valid_bs or bs, shuffle=False, drop_last=False, seed=seed + 1, **common)
     return SegDataLoaders(train, valid, n_classes=train_ds.n_classes, class_names=train_ds.class_names,
-                          palette=train_ds.palette, name=dataset, crop_size=crop_size, device=device)
+                          palette=train_ds.palette, name=name or train_ds.name.split('/')[0], crop_size=crop_size, device=device)
+
+class PairDataset(SegDataset):
+    "A map-style dataset of `(image, mask)` pairs as a `SegDataset`: images PIL, HWC arrays or CHW uint8 tensors; masks of class ids (255 = void)."
+    def __init__(self, ds, n_classes:int, class_names=None, palette=None, name:str='pairs'):
+        super().__init__(n_classes, class_names or [str(i) for i in range(n_classes)], palette, None, name)
+        self.ds = ds
+    def __len__(self): return len(self.ds)
+    def load(self, i):
+        img, mask = self.ds[i]
+        img = torch.as_tensor(np.asarray(img)) if not isinstance(img, Tensor) else img
+        if img.ndim == 3 and img.shape[-1] in (1, 3) and img.shape[0] not in (1, 3): img = img.permute(2, 0, 1)   # HWC -> CHW
+        mask = torch.as_tensor(np.asarray(mask)) if not isinstance(mask, Tensor) else mask
+        if img.dtype != torch.uint8 or img.ndim != 3 or img.shape[0] != 3:
+            raise ValueError(f'item {i}: the image must be RGB uint8 (3, H, W) or (H, W, 3), got {img.dtype} {tuple(img.shape)}')
+        if mask.shape != img.shape[1:]: raise ValueError(f'item {i}: mask {tuple(mask.shape)} and image {tuple(img.shape[1:])} differ in size')
+        if bad := sorted(set(mask.unique().tolist()) - set(range(self.n_classes)) - {IGNORE_INDEX}):
+            raise ValueError(f'item {i}: label value(s) {bad[:10]} are not classes 0..{self.n_classes - 1} or {IGNORE_INDEX}')
+        return img, mask.to(torch.uint8)
+    def identity(self) -> list: return [type(self.ds).__name__, self.name, len(self)]
+
+def as_seg_dataset(ds, n_classes:int=None, class_names=None, palette=None) -> SegDataset:
+    "`ds` if it is a `SegDataset`, else a `PairDataset` of its (image, mask) pairs, which needs `n_classes`."
+    if isinstance(ds, SegDataset): return ds
+    if n_classes is None: raise ValueError(f'a {type(ds).__name__} of (image, mask) pairs needs n_classes= (and class_names=, if you have them)')
+    return PairDataset(ds, n_classes, class_names, palette)
 
 # %% ../nbs/08_data.ipynb #ec177cf9
 def dataset_fingerprint(ds:SegDataset) -> str:

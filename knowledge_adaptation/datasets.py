@@ -126,11 +126,15 @@ class FileSegDataset(SegDataset):
         super().__init__(n_classes, class_names, palette, tfm, name)
         self.images, self.masks, self.lut, self.label_desc = list(images), list(masks), lut, label_desc
         if len(self.images) != len(self.masks): raise ValueError(f'{len(self.images)} images but {len(self.masks)} masks')
+    mask_modes = ('L', 'P')   # the PIL modes its mask files may have (`check_dataset` reads them from the headers)
     def __len__(self): return len(self.images)
+    def read_mask(self, path) -> np.ndarray:
+        "The training ids (H, W) of the mask file at `path`: its raw values through `lut`, checked."
+        return apply_lut(read_label(path), self.lut, path, self.label_desc)
     def load(self, i):
-        img, raw = read_image(self.images[i]), read_label(self.masks[i])
-        _check_sizes(self.images[i], (img.shape[2], img.shape[1]), self.masks[i], (raw.shape[1], raw.shape[0]))
-        return img, torch.from_numpy(apply_lut(raw, self.lut, self.masks[i], self.label_desc))
+        img, m = read_image(self.images[i]), self.read_mask(self.masks[i])
+        _check_sizes(self.images[i], (img.shape[2], img.shape[1]), self.masks[i], (m.shape[1], m.shape[0]))
+        return img, torch.from_numpy(m)
     def identity(self) -> list:
         "The paths of its files (images, then masks)."
         return [str(p) for p in self.images + self.masks]
@@ -282,9 +286,9 @@ def _check_files(ds:FileSegDataset, labels:bool) -> int:
     for img, msk in zip(ds.images, ds.masks):
         img_wh, _ = _header(img, 'image')
         mask_wh, mode = _header(msk, 'mask')
-        if mode not in ('L', 'P'): raise ValueError(f'cannot read mask {msk}: expected a single-channel (L) or palette (P) PNG, got mode {mode}')
+        if mode not in ds.mask_modes: raise ValueError(f'cannot read mask {msk}: expected a PNG of mode {" or ".join(ds.mask_modes)}, got mode {mode}')
         _check_sizes(img, img_wh, msk, mask_wh)
-        if labels: n += int((apply_lut(read_label(msk), ds.lut, msk, ds.label_desc) != IGNORE_INDEX).sum())
+        if labels: n += int((ds.read_mask(msk) != IGNORE_INDEX).sum())
     return n
 
 def check_dataset(ds:SegDataset, labels:bool=False) -> int:

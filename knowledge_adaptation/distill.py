@@ -7,11 +7,13 @@ __all__ = ['BETA', 'GAMMA', 'TERMS', 'GRIDS', 'KAStudent', 'check_terms', 'terms
            'KALearner', 'student_config', 'load_student', 'term_grad_norms']
 
 # %% ../nbs/04_distill.ipynb #1c7b5e12
+from contextlib import nullcontext
 import torch
 from torch import nn, Tensor
 from fastcore.basics import store_attr, listify, patch
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.fp16 import MixedPrecision
 from fastai.torch_core import rank_distrib, get_model
 from .files import as_path, torch_save, torch_read
 from .losses import adapt_loss, affinity_loss, kd_loss, fitnet_loss, align_to
@@ -84,7 +86,9 @@ class KADistill(Callback):
     def before_batch(self):
         self.code = None
         if self.training and self.needs_code:           # `TeacherFeatures` (order -5) has run the teacher
-            with torch.no_grad(): self.code = self.encoder.encode(self.learn.teacher_feature)
+            phi_t = self.learn.teacher_feature               # in mixed precision the encoder runs in the teacher's precision
+            amp = nullcontext() if phi_t.dtype == torch.float32 else torch.autocast(phi_t.device.type, dtype=phi_t.dtype)
+            with torch.no_grad(), amp: self.code = self.encoder.encode(phi_t)
 
     def after_pred(self): self.learn.pred, self.head_out = self.pred   # the logits for the loss and the metrics; the heads' outputs for the terms
 
@@ -93,15 +97,21 @@ class KADistill(Callback):
         return (align_to(f, z), z) if self.grid == 'code' else (f, align_to(z, f))
 
     def _term(self, k:str) -> Tensor:
-        heads, z = self.head_out, self.code
+        "Term `k` in float32, also in mixed precision: the gram form of L_aff loses digits to cancellation in half precision (`00_losses`)."
+        dev = self.pred.device.type
+        with (torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else nullcontext()): return self._term32(k)
+
+    def _term32(self, k:str) -> Tensor:
+        f32 = lambda t: None if t is None else t.float()   # the same tensor when it is float32 already
+        heads, z, pred = {n: f32(v) for n, v in self.head_out.items()}, f32(self.code), f32(self.pred)
         if k == 'adapt':
             f, z = self._on_grid(heads['adapt'], z)
             return adapt_loss(z, f, self.p, self.q, self.per_image, self.channel_mean)
         if k == 'aff':
-            if self.aff_target == 'feature': return affinity_loss(heads['aff'], align_to(self.teacher_feature, heads['aff']), self.squared_aff)
+            if self.aff_target == 'feature': return affinity_loss(heads['aff'], align_to(f32(self.teacher_feature), heads['aff']), self.squared_aff)
             return affinity_loss(*self._on_grid(heads['aff'], z), self.squared_aff)
-        if k == 'kd': return kd_loss(self.pred, self.teacher_logits, self.T)
-        return fitnet_loss(heads['fitnet'], self.teacher_feature)
+        if k == 'kd': return kd_loss(pred, f32(self.teacher_logits), self.T)
+        return fitnet_loss(heads['fitnet'], f32(self.teacher_feature))
 
     def after_loss(self):
         if not self.training: return
@@ -132,7 +142,7 @@ class KALearner(Learner):
                  beta:float=BETA, gamma:float=GAMMA, terms=('adapt', 'aff'), T:float=4., kd_weight:float=1.,
                  fitnet_weight:float=1., aff_ch:int=None, squared_aff:bool=False, per_image:bool=False, channel_mean:bool=True,
                  aff_target:str='code', grid:str='student',
-                 lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9, metrics=None, cbs=None, **kwargs):
+                 lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9, fp16:bool=False, metrics=None, cbs=None, **kwargs):
         terms = check_terms(terms)
         check_classes(dls, student, teacher)
         if terms and teacher is None: raise ValueError(f'terms {sorted(terms)} need a teacher')
@@ -147,7 +157,8 @@ class KALearner(Learner):
         if 'fitnet' in terms: heads['fitnet'] = FitNetRegressor(student.feature_channels, teacher.feature_channels)
         self.distill = KADistill(encoder, weights, T=T, per_image=per_image, channel_mean=channel_mean,
                                  squared_aff=squared_aff, aff_target=aff_target, grid=grid)
-        teacher_cbs = [TeacherFeatures(teacher, run_valid=False)] if terms else []   # the teacher runs on training batches only
+        teacher_cbs = [TeacherFeatures(teacher, run_valid=False, autocast=fp16)] if terms else []   # on training batches only
+        if fp16: teacher_cbs.append(MixedPrecision())   # the student; the terms stay in float32 (`KADistill._term`)
         n = getattr(dls, 'n_classes', student.num_classes)
         super().__init__(dls, KAStudent(student, heads), loss_func=seg_loss(), opt_func=sgd(mom), lr=lr, wd=wd,
                          metrics=listify(metrics) or [MeanIoU(n)],

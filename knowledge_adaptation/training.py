@@ -69,12 +69,14 @@ def check_classes(dls, *models):
 class TeacherFeatures(Callback):
     "Run the frozen `teacher` on each batch's input: `learn.teacher_logits` and `learn.teacher_feature` (its `forward_with_feature`)."
     order = TrainEvalCallback.order + 5   # -5: once fastai has set the mode, before the callbacks that read the feature
-    def __init__(self, teacher:nn.Module, run_valid:bool=True): self.teacher, self.run_valid = teacher, run_valid
+    def __init__(self, teacher:nn.Module, run_valid:bool=True, autocast:bool=False):
+        self.teacher, self.run_valid, self.autocast = teacher, run_valid, autocast   # `autocast`: the teacher's forward in mixed precision
     def before_fit(self):
         freeze(self.teacher.to(self.dls.device))
         self.learn.teacher_logits = self.learn.teacher_feature = None
     def before_batch(self):
-        with torch.no_grad(): self.learn.teacher_logits, self.learn.teacher_feature = self.teacher.forward_with_feature(*self.xb)
+        amp = torch.autocast(self.xb[0].device.type) if self.autocast else nullcontext()
+        with torch.no_grad(), amp: self.learn.teacher_logits, self.learn.teacher_feature = self.teacher.forward_with_feature(*self.xb)
     def before_validate(self):
         if not self.run_valid: self.learn.teacher_logits = self.learn.teacher_feature = None
 

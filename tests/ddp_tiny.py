@@ -2,7 +2,7 @@
 
 Trains a baseline student one epoch under fastai's DDP (gloo on the CPU), then evaluates it on the validation split
 (5 images, batches of 2: fastai's DistributedDL pads the split to 6), and writes what each rank measured."""
-import json, os, sys
+import json, sys
 from pathlib import Path
 import torch
 from fastai.torch_core import set_seed, rank_distrib, num_distrib

@@ -68,3 +68,22 @@ def test_out_that_is_a_file_stops_before_training(tmp_path, script):
     r = _run([script, '--out', 'taken', *TINY], tmp_path, ok=False)
     assert r.returncode != 0 and f'{tmp_path.resolve()/"taken"} is an existing file' in r.stderr, r.stderr[-2000:]
     assert 'teacher' not in r.stdout                                    # stopped before the first stage
+
+def test_ka_reproduce_on_your_own_folder_and_with_your_teacher(tmp_path):
+    "The own-data path of the README: a folder of images, colour masks and classes.json; then a second run reusing its teacher."
+    from knowledge_adaptation.testing import make_folder_fixture
+    make_folder_fixture(tmp_path/'mine', n_train=4, n_val=2, colour=True)
+    own = ['--dataset', 'folder', '--root', 'mine', '--bs', '2', '--teacher_epochs', '1', '--student_epochs', '1', '--crop_size', '32']
+    r = _run(['ka_reproduce', *own, '--out', 'runs/mine'], tmp_path)
+    assert r.stdout.lstrip().startswith('dataset folder: 4 training / 2 validation images, 3 classes'), r.stdout[:300]
+    res = json.loads((tmp_path/'runs'/'mine'/'results.json').read_text())
+    assert res['dataset']['class_names'] == ['background', 'cat', 'dog'] and res['dataset']['name'] == 'folder'
+    r2 = _run(['ka_reproduce', *own, '--out', 'runs/again', '--teacher', 'runs/mine/teacher'], tmp_path)
+    assert 'stage 0 skipped' in r2.stdout and not (tmp_path/'runs'/'again'/'teacher').exists()
+    res2 = json.loads((tmp_path/'runs'/'again'/'results.json').read_text())
+    assert res2['teacher']['miou'] == pytest.approx(res['teacher']['miou'])
+    _run(['ka_ablate', *own, '--out', 'runs/abl', '--rows', 'baseline,ka', '--seeds', '1', '--teacher', 'runs/mine/teacher/final.pth'], tmp_path)
+    abl = json.loads((tmp_path/'runs'/'abl'/'results.json').read_text())
+    assert set(abl['rows']) == {'baseline', 'ka'} and not (tmp_path/'runs'/'abl'/'teacher').exists()
+    bad = _run(['ka_reproduce', '--dataset', 'folder', '--root', 'nowhere', '--out', 'x'], tmp_path, ok=False)
+    assert bad.returncode != 0 and 'Expected layout' in bad.stderr and not (tmp_path/'x'/'teacher').exists()

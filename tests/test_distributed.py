@@ -2,7 +2,7 @@
 the whole validation split exactly once (DistributedDL's padding is not counted twice)."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
-import pytest, torch
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 

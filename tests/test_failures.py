@@ -1,6 +1,6 @@
 """The failure modes found by trying to break the main job: nothing silently wrong, nothing lost, every error says what
 is wrong. Each test is tiny; each failed on the code before the fixes (c67bc41)."""
-import json, shutil, warnings
+import json
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
@@ -13,7 +13,7 @@ from knowledge_adaptation.models import MobileNetV2Seg
 from knowledge_adaptation.distill import KALearner, load_student
 from knowledge_adaptation.training import fit_resumable
 from knowledge_adaptation.pipeline import reproduce
-from knowledge_adaptation.autoencoder import save_encoder, load_encoder, KnowledgeTranslator
+from knowledge_adaptation.autoencoder import load_encoder
 from knowledge_adaptation.losses import adapt_loss, affinity_loss, kd_loss
 
 quiet = lambda *a: None
