@@ -150,9 +150,9 @@ class PairDataset(SegDataset):
     def __len__(self): return len(self.ds)
     def load(self, i):
         img, mask = self.ds[i]
-        img = torch.as_tensor(np.asarray(img)) if not isinstance(img, Tensor) else img
+        img = torch.from_numpy(np.array(img)) if not isinstance(img, Tensor) else img   # a copy: PIL's buffers are read-only
         if img.ndim == 3 and img.shape[-1] in (1, 3) and img.shape[0] not in (1, 3): img = img.permute(2, 0, 1)   # HWC -> CHW
-        mask = torch.as_tensor(np.asarray(mask)) if not isinstance(mask, Tensor) else mask
+        mask = torch.from_numpy(np.array(mask)) if not isinstance(mask, Tensor) else mask
         if img.dtype != torch.uint8 or img.ndim != 3 or img.shape[0] != 3:
             raise ValueError(f'item {i}: the image must be RGB uint8 (3, H, W) or (H, W, 3), got {img.dtype} {tuple(img.shape)}')
         if mask.shape != img.shape[1:]: raise ValueError(f'item {i}: mask {tuple(mask.shape)} and image {tuple(img.shape[1:])} differ in size')

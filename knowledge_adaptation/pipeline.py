@@ -163,6 +163,11 @@ def run_data(cfg:Preset, root=None, sbd_root=None, dls=None):
     check_data(dls)
     return dls
 
+def _nanmean(xs) -> float:
+    "Mean of the numbers of `xs` that are not NaN (a class absent from the validation split has no IoU); NaN if none is."
+    xs = [x for x in xs if x == x]
+    return float(np.mean(xs)) if xs else float('nan')
+
 def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, root=None, log=print, sbd_root=None,
               teacher=None, dls=None, **overrides) -> dict:
     "Run teacher -> translator -> baseline and KA students (`seeds` seeds) -> evaluation on `dls` or `cfg`'s data; write the results to `out`."
@@ -198,7 +203,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     for kind in runs:
         rs = runs[kind]
         m, sd = mean_std([r['miou'] for r in rs])
-        per = {c: float(np.nanmean([r['per_class'][c] for r in rs])) for c in rs[0]['per_class']}
+        per = {c: _nanmean([r['per_class'][c] for r in rs]) for c in rs[0]['per_class']}
         res[kind] = dict(miou=m, miou_std=sd, per_class=per, seconds=float(np.mean([r['seconds'] for r in rs])),
                          runs=rs, **model_cost(models[kind], crop))
     res['gain'] = res['ka']['miou'] - res['baseline']['miou']
