@@ -18,10 +18,10 @@ from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
 from .presets import Preset, PRESETS, get_preset, check_seeds, preset_overrides, cli_overrides
 from .pipeline import (run_data, teacher_stage, train_translator, train_student, mean_std, model_cost, check_config,
-                                           code_stride, build_teacher, data_identity, teacher_file, file_identity)
+                                           code_stride, build_teacher, data_identity)
 from .distill import BETA, terms_need_code
 from .training import evaluate
-from .report import md_table
+from .report import md_table, teacher_name
 from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json
 from .models import MobileNetV2Seg
 
@@ -103,9 +103,7 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
     is_main = rank_distrib() == 0
     dls = run_data(cfg, root, sbd_root, dls)
     given = teacher                                   # a teacher file, if any (the name `teacher` is the stage below)
-    more = dict(sbd_root=None if sbd_root is None else str(as_path(sbd_root)),
-                teacher=None if given is None else file_identity(teacher_file(given)))
-    if is_main: check_config(out, cfg, data_identity(dls, root, **more))
+    if is_main: check_config(out, cfg, data_identity(dls, root, sbd_root, given))
     (out/'runs').mkdir(exist_ok=True)
     done = {f.name for f in (out/'runs').iterdir()}   # read once: under DDP, every process takes the same decisions
     todo = [(name, seed) for seed in range(seeds) for name in names if run_path(out, name, seed).name not in done]
@@ -226,7 +224,7 @@ def ablation_markdown(res:dict) -> str:
     rows = []
     if t := res.get('teacher'):
         c = res['config']
-        rows.append(['teacher', f"DeepLabV3+ {c['teacher_backbone']}", c['teacher_stride'], '', pct(t['miou']), '',
+        rows.append(['teacher', teacher_name(c), c['teacher_stride'], '', pct(t['miou']), '',
                      f"{t['gmacs']:.3f}", f"{t['params_m']:.2f}", f"{t['seconds']:.0f}", ''])
     for name, r in res['rows'].items():
         n = len(r['runs'])

@@ -6,7 +6,7 @@
 __all__ = ['VOC_CLASSES', 'VOC_LAYOUT', 'SBD_LAYOUT', 'CITYSCAPES_CLASSES', 'CITYSCAPES_LAYOUT', 'CONTEXT_CLASSES',
            'CONTEXT_LAYOUT', 'voc_palette', 'as_palette', 'colorize', 'read_image', 'read_label', 'label_lut',
            'apply_lut', 'one_thread', 'item_seed', 'SegDataset', 'FileSegDataset', 'sbd_to_png', 'voc_dataset',
-           'cityscapes_dataset', 'context_dataset', 'check_dataset']
+           'cityscapes_dataset', 'context_dataset', 'image_header', 'check_dataset']
 
 # %% ../nbs/08b_datasets.ipynb #6ec5c6d7
 from contextlib import contextmanager
@@ -273,7 +273,7 @@ def context_dataset(root, split:str='train', tfm=None) -> FileSegDataset:
                           lut, 59, CONTEXT_CLASSES, voc_palette(), tfm, f'context/{split}', 'Context labels 0..59 or 255')
 
 # %% ../nbs/08b_datasets.ipynb #8bf1873d
-def _header(path, kind:str) -> tuple:
+def image_header(path, kind:str='image') -> tuple:
     "`(size, mode)` of the image file at `path`, from its header alone (PIL decodes no pixel until asked)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'{kind} file not found: {path}')
@@ -284,8 +284,8 @@ def _header(path, kind:str) -> tuple:
 def _check_files(ds:FileSegDataset, labels:bool) -> int:
     n = 0
     for img, msk in zip(ds.images, ds.masks):
-        img_wh, _ = _header(img, 'image')
-        mask_wh, mode = _header(msk, 'mask')
+        img_wh, _ = image_header(img, 'image')
+        mask_wh, mode = image_header(msk, 'mask')
         if mode not in ds.mask_modes: raise ValueError(f'cannot read mask {msk}: expected a PNG of mode {" or ".join(ds.mask_modes)}, got mode {mode}')
         _check_sizes(img, img_wh, msk, mask_wh)
         if labels: n += int((ds.read_mask(msk) != IGNORE_INDEX).sum())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from .transforms import IGNORE_INDEX
-from .datasets import FileSegDataset, label_lut, as_palette
+from .datasets import FileSegDataset, label_lut, as_palette, image_header
 
 # %% ../nbs/08e_folder.ipynb #ffa31a14
 FOLDER_LAYOUT = """root/
@@ -103,18 +103,9 @@ def _palette(colors) -> np.ndarray:
     pal = as_palette(); pal[:len(colors)] = colors
     return pal
 
-def _mode(path) -> str:
-    try:
-        with Image.open(path) as im: return im.mode
-    except Exception as e: raise ValueError(f'cannot read mask {path}: {e}') from None
-
 def max_image_size(ds:FileSegDataset) -> tuple:
     "The largest (height, width) among the images of `ds`, from their headers: validation pads every image to it."
-    sizes = []
-    for p in ds.images:
-        try:
-            with Image.open(p) as im: sizes.append(im.size)
-        except Exception as e: raise ValueError(f'cannot read image {p}: {e}') from None
+    sizes = [image_header(p, 'image')[0] for p in ds.images]   # (width, height)
     return max(h for _, h in sizes), max(w for w, _ in sizes)
 
 def folder_dataset(root, split:str='train', tfm=None, masks:str='auto') -> FileSegDataset:
@@ -126,7 +117,7 @@ def folder_dataset(root, split:str='train', tfm=None, masks:str='auto') -> FileS
     cls = read_classes(root)
     images, mask_files = folder_pairs(root, split)
     names, colors = cls['names'], cls['colors']
-    if masks == 'auto': masks = 'colour' if _mode(mask_files[0]) in ('RGB', 'RGBA') else 'index'   # from the first mask's header
+    if masks == 'auto': masks = 'colour' if image_header(mask_files[0], 'mask')[1] in ('RGB', 'RGBA') else 'index'   # from the first mask's header
     if masks == 'colour' and colors is None:
         raise ValueError(f'{mask_files[0]} is an RGB (colour) mask: give each class its colour in {root/"classes.json"}\nExpected layout:\n{FOLDER_LAYOUT}')
     if masks == 'colour':

@@ -31,7 +31,7 @@ from .datasets import check_dataset, SBD_LAYOUT
 from .scenes import SceneConfig
 from .distill import KALearner
 from .presets import Preset, get_preset, check_seeds, preset_overrides, cli_overrides
-from .report import results_markdown, plot_curves, plot_predictions, plot_affinities
+from .report import results_markdown, plot_curves, plot_predictions, plot_affinities, teacher_name
 
 # %% ../nbs/04c_pipeline.ipynb #5fb1f988
 def check_data(dls):
@@ -45,10 +45,13 @@ def check_data(dls):
     for dl in (tr, va):                             # the first batch's items decode through their transforms
         for i in range(min(dl.bs, len(dl.dataset))): dl.dataset.get(i)
 
-def data_identity(dls, root=None, **more) -> dict:
-    "What the data of a run is: its folder, a fingerprint of each split (`dataset_fingerprint`), and `more` (SBD's folder, a given teacher)."
-    return dict(root=None if root is None else str(as_path(root)), train=dataset_fingerprint(dls.train.dataset),
-                valid=dataset_fingerprint(dls.valid.dataset), **{k: v for k, v in more.items() if v is not None})
+def data_identity(dls, root=None, sbd_root=None, teacher=None) -> dict:
+    "What a run is given: its data folder, a fingerprint of each split (`dataset_fingerprint`), SBD's folder and a teacher's file (`file_identity`) if any."
+    d = dict(root=None if root is None else str(as_path(root)), train=dataset_fingerprint(dls.train.dataset),
+             valid=dataset_fingerprint(dls.valid.dataset))
+    if sbd_root is not None: d['sbd_root'] = str(as_path(sbd_root))
+    if teacher is not None: d['teacher'] = file_identity(teacher_file(teacher))
+    return d
 
 _DEFAULTS = {k: v for k, v in asdict(Preset('defaults')).items() if k != 'name'}
 
@@ -114,7 +117,7 @@ def train_teacher(cfg:Preset, dls, folder, log=print):
     "Stage 0: the teacher of `cfg`, trained (or loaded, or resumed) in `folder`. Returns `(teacher, stage state)`."
     set_seed(0)
     teacher = with_memory_format(cfg, build_teacher(cfg, dls.n_classes))
-    log(f'teacher: DeepLabV3+ {cfg.teacher_backbone}, output stride {cfg.teacher_stride}')
+    log(f'teacher: {teacher_name(asdict(cfg))}, output stride {teacher.output_stride}')
     learn = teacher_learner(dls, teacher, cfg.teacher_lr, cfg.wd, cfg.mom, fp16=cfg.fp16)
     return teacher, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.teacher_epochs), folder, seed=0)
 
@@ -176,9 +179,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     out, root = resolve_dir(out), None if root is None else as_path(root)   # resolved once: nothing below depends on the working directory
     is_main = rank_distrib() == 0
     dls = run_data(cfg, root, sbd_root, dls)
-    more = dict(sbd_root=None if sbd_root is None else str(as_path(sbd_root)),
-                teacher=None if teacher is None else file_identity(teacher_file(teacher)))
-    if is_main: check_config(out, cfg, data_identity(dls, root, **more))   # the folder's identity, once the data has loaded
+    if is_main: check_config(out, cfg, data_identity(dls, root, sbd_root, teacher))   # the folder's identity, once the data has loaded
     n, n_train = dls.n_classes, len(dls.train.dataset)
     crop = dls.crop_size
     name = getattr(dls, 'name', '') or cfg.dataset
