@@ -274,7 +274,7 @@ def plot_miou_vs_gmacs(res:dict):
 @call_parse
 @delegates(preset_overrides)
 def ka_ablate(
-    dataset:str=None,        # scenes (embedded, default), voc, cityscapes or context
+    dataset:str=None,        # scenes (embedded, default), digits (embedded, real images), voc, cityscapes, context or folder
     root:str=None,           # folder holding the dataset (real datasets and your own folder)
     sbd_root:str=None,       # voc: the SBD folder, for train_aug (the paper's VOC training set)
     teacher:str=None,        # a trained teacher: an earlier run's teacher folder or its final.pth (stage 0 skipped)
