@@ -1,4 +1,4 @@
-"""Training-loader throughput of `seg_dls` (images/s), for the embedded scenes dataset and a VOC-layout fixture.
+"""Training-loader throughput of `seg_dls` (images/s), for the two embedded datasets (scenes, digits) and a VOC-layout fixture.
 
 Usage:  python bench/data.py [--batches 40] [--bs 8] [--crops 96 128] [--workers 0 2]
 
@@ -50,7 +50,8 @@ def main():
         root = make_voc_fixture(Path(tmp), n_train=n_train, n_val=2, size=(375, 500))
         print(f'VOC fixture: {n_train} images of about 500x375 written in {time.perf_counter() - t:.1f} s')
         rows = []
-        for name, kw in (('scenes', dict(n_train=n_train, n_valid=8)), ('voc', dict(root=root))):
+        for name, kw in (('scenes', dict(n_train=n_train, n_valid=8)), ('digits', dict(n_train=n_train, n_valid=8)),
+                         ('voc', dict(root=root))):
             for crop in args.crops:
                 for nw in args.workers:
                     dls = seg_dls(name, crop_size=crop, bs=args.bs, num_workers=nw, device='cpu', **kw)
