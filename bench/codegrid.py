@@ -8,7 +8,7 @@ of the code at each cell. For the teacher's feature averaged over each cell of a
 (`FOLDER:STRIDE`, the folder relative to `--out` or absolute, the stride of its code), this prints the cosine between
 the mean unit vectors of the cells that are more than half one class (validation images of the run's data): near 1, the
 classes point the same way and imitating the direction teaches little about them; the teacher's own feature is the
-reference. A diagnostic for `04_distill`'s 'The code's grid', not a speed benchmark: it needs a trained run folder."""
+reference. A diagnostic for `10_findings`' 'The code's grid', not a speed benchmark: it needs a trained run folder."""
 import argparse, sys
 from dataclasses import replace
 from pathlib import Path

@@ -29,7 +29,7 @@ class Preset:
     width_mult:float = 1.
     pretrained_backbone:bool = False
     latent_ch:int = 128
-    latent_stride:int = 8         # output stride of the translator's code; None: the student's (see 'The code's grid')
+    latent_stride:int = 8         # output stride of the translator's code; None: the student's (see `10_findings`, 'The code's grid')
     grid:str = 'student'          # a finer code is averaged to the student's grid ('student') or compared on its own ('code')
     teacher_epochs:int = 5
     translator_epochs:int = 1
@@ -58,7 +58,7 @@ class Preset:
 _PAPER = Preset('paper-voc', dataset='voc', train_split='train_aug', crop_size=513, bs=16, num_workers=8, teacher_backbone='resnet50',
                 pretrained_backbone=True, latent_ch=256, latent_stride=None, iters=30_000, teacher_lr=0.007, student_lr=0.007)
 PRESETS = {
-    'cpu': Preset('cpu', beta=100.),   # chosen on the development split with the code averaged to the student's grid ('One more draw')
+    'cpu': Preset('cpu', beta=100.),   # chosen on the development split with the code averaged to the student's grid (see `10_findings`)
     'paper-voc': _PAPER,
     'paper-cityscapes': replace(_PAPER, name='paper-cityscapes', dataset='cityscapes', train_split='train', crop_size=769, iters=90_000),
     'paper-context': replace(_PAPER, name='paper-context', dataset='context', train_split='train'),
