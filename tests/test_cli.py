@@ -44,6 +44,17 @@ def test_ka_reproduce_default_folder_files_and_resume(tmp_path):
     assert _stamps(out) == stamps
     assert json.loads((out/'results.json').read_text()) == json.loads(text)
 
+def test_ka_reproduce_digits(tmp_path):
+    "The second embedded dataset through the same command: real digits on photographs, its own classes, nothing to download."
+    r = _run(['ka_reproduce', '--dataset', 'digits', '--out', 'digits_run', *TINY], tmp_path)
+    assert r.stdout.lstrip().startswith('dataset digits'), r.stdout[:300]
+    res = json.loads((tmp_path/'digits_run'/'results.json').read_text())
+    assert res['dataset']['class_names'] == ['background', '0', '1', '2', '3', '4'] and res['config']['dataset'] == 'digits'
+    assert set(res['ka']['per_class']) == set(res['dataset']['class_names'])
+    from knowledge_adaptation.distill import load_student
+    s = load_student(tmp_path/'digits_run'/'ka_student.pth')
+    with torch.no_grad(): assert s(torch.randn(1, 3, 48, 48)).shape == (1, 6, 48, 48)
+
 def test_ka_ablate_home_folder_files_and_resume(tmp_path):
     args = ['ka_ablate', '--out', '~/ablation', '--rows', 'baseline,ka', '--seeds', '1', *TINY]
     _run(args, tmp_path, HOME=str(tmp_path/'home'))
