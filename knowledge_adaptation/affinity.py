@@ -34,20 +34,24 @@ def grid_pos(img_pos, img_size, grid_size) -> tuple:
     return tuple(min(int(p * g / s), g - 1) for p, s, g in zip(img_pos, img_size, grid_size))
 
 # %% ../nbs/03_affinity.ipynb #f7b46042
-def show_affinity(image:Tensor, feats:dict, img_pos, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), figsize=None):
-    "Figure: the image with `img_pos` = (row, col) marked, then one affinity map per entry of `feats` (name -> (1, C, h, w))."
+def show_affinity(image:Tensor, feats:dict, img_pos, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), figsize=None,
+                  labels=None):
+    "Figure: for `img_pos` = (row, col), or a list of them, a row: the image with the position marked, then one affinity map per entry of `feats` (name -> (1, C, h, w))."
     import matplotlib.pyplot as plt
     img = image.detach().float().cpu()
     if img.ndim == 4: img = img[0]
     img = (img * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1).permute(1, 2, 0)
     H, W = img.shape[:2]
-    fig, axs = plt.subplots(1, len(feats) + 1, figsize=figsize or (3 * (len(feats) + 1), 3.2))
-    axs[0].imshow(img); axs[0].plot(img_pos[1], img_pos[0], 'rx', ms=12, mew=3); axs[0].set_title('image')
-    for ax, (name, feat) in zip(axs[1:], feats.items()):
-        feat = feat.detach().float().cpu()
-        pos = grid_pos(img_pos, (H, W), feat.shape[-2:])
-        ax.imshow(affinity_map(feat, pos), cmap='viridis', vmin=-1, vmax=1, extent=(0, W, H, 0))
-        ax.plot(img_pos[1], img_pos[0], 'rx', ms=12, mew=3); ax.set_title(name)
-    for ax in axs: ax.axis('off')
+    positions = list(img_pos) if isinstance(img_pos[0], (tuple, list)) else [img_pos]
+    labels = labels or [None] * len(positions)
+    fig, axs = plt.subplots(len(positions), len(feats) + 1, figsize=figsize or (3 * (len(feats) + 1), 3.2 * len(positions)), squeeze=False)
+    for row, p, label in zip(axs, positions, labels):
+        row[0].imshow(img); row[0].plot(p[1], p[0], 'rx', ms=12, mew=3)
+        row[0].set_title('image' if label is None else f'image: {label}', fontsize=9)
+        for ax, (name, feat) in zip(row[1:], feats.items()):
+            feat = feat.detach().float().cpu()
+            ax.imshow(affinity_map(feat, grid_pos(p, (H, W), feat.shape[-2:])), cmap='viridis', vmin=-1, vmax=1, extent=(0, W, H, 0))
+            ax.plot(p[1], p[0], 'rx', ms=12, mew=3); ax.set_title(name, fontsize=9)
+    for ax in axs.flat: ax.axis('off')
     fig.tight_layout()
     return fig

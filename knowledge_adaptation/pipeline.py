@@ -6,7 +6,7 @@
 __all__ = ['check_data', 'data_identity', 'check_config', 'teacher_learner', 'n_epochs', 'mean_std', 'model_cost', 'embedded',
            'preset_dls', 'with_memory_format', 'build_teacher', 'train_teacher', 'code_stride', 'build_translator',
            'train_translator', 'train_student', 'teacher_stage', 'run_data', 'reproduce', 'read_config', 'load_teacher',
-           'load_translator', 'teacher_file', 'given_teacher', 'file_identity', 'ka_reproduce']
+           'load_translator', 'teacher_file', 'given_teacher', 'file_identity', 'load_run', 'ka_reproduce']
 
 # %% ../nbs/04c_pipeline.ipynb #6fa0ff0c
 import hashlib, math, time
@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
-from fastcore.basics import listify
+from fastcore.basics import listify, AttrDict
 from fastcore.script import call_parse
 from fastcore.meta import delegates
 from fastai.learner import Learner
@@ -30,7 +30,7 @@ from .data import seg_dls, dataset_fingerprint, EMBEDDED
 from .datasets import check_dataset, SBD_LAYOUT
 from .scenes import SceneConfig
 from .digits import DigitConfig
-from .distill import KALearner
+from .distill import KALearner, load_student
 from .presets import Preset, get_preset, check_seeds, preset_overrides, cli_overrides
 from .report import results_markdown, plot_curves, plot_predictions, plot_affinities, teacher_name
 
@@ -272,6 +272,22 @@ def file_identity(path) -> dict:
     with open(path, 'rb') as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
     return dict(path=str(as_path(path)), sha1=h.hexdigest())
+
+# %% ../nbs/04c_pipeline.ipynb #211f395b
+def load_run(out, root=None, sbd_root=None) -> AttrDict:
+    "The finished run of `reproduce` in `out`, read back without training: `cfg`, `dls`, `teacher`, `translator`, the seed-0 `baseline` and `ka` students, `results`."
+    out = as_path(out)
+    if not (out/'results.json').exists():
+        raise ValueError(f'{out} holds no finished run (no results.json): run `ka_reproduce --out {out}` (or `reproduce`) first')
+    cfg, data = read_config(out)
+    dls = run_data(cfg, root if root is not None else (data or {}).get('root'), sbd_root or (data or {}).get('sbd_root'))
+    n = dls.n_classes
+    if (t := (data or {}).get('teacher')) is not None: teacher = given_teacher(cfg, t['path'], n).eval()
+    elif cfg.teacher_weights: teacher = build_teacher(cfg, n).eval()
+    else: teacher, _ = load_teacher(cfg, out/'teacher', n)
+    translator, _ = load_translator(cfg, teacher, out/'translator')
+    return AttrDict(cfg=cfg, dls=dls, teacher=teacher, translator=translator, baseline=load_student(out/'baseline_student.pth'),
+                    ka=load_student(out/'ka_student.pth'), results=read_json(out/'results.json', 'run results'))
 
 # %% ../nbs/04c_pipeline.ipynb #f125668e
 @call_parse
