@@ -15,8 +15,8 @@ from fastcore.xtras import working_directory
 
 DPI = 60
 # fastai's import calls the deprecated `torch.jit.script`; the package silences it when imported first, a notebook that
-# imports fastai first would show it in its first cell: noise for a reader, and nothing of ours
-JIT_WARNING = re.compile(r'^.*FutureWarning: `torch.jit.script` is deprecated.*\n\s*warnings.warn\(\n', re.M)
+# imports fastai first would show it in its first cell: noise for a reader, and nothing of ours. The cells' warnings
+# start from this process's filters, so one filter here is enough.
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 
 def terminal_text(text:str) -> str:
@@ -34,7 +34,7 @@ def tidy(nb):
         outs = []
         for o in c.get('outputs', []):
             if o.get('output_type') == 'stream':
-                o['text'] = terminal_text(JIT_WARNING.sub('', ''.join(o['text']) if isinstance(o['text'], list) else o['text']))
+                o['text'] = terminal_text(''.join(o['text']) if isinstance(o['text'], list) else o['text'])
                 if not o['text']: continue
             outs.append(o)
         c['outputs'] = outs

@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['check_data', 'data_identity', 'check_config', 'teacher_learner', 'n_epochs', 'mean_std', 'model_cost', 'embedded',
            'preset_dls', 'with_memory_format', 'build_teacher', 'train_teacher', 'code_stride', 'build_translator',
-           'train_translator', 'train_student', 'teacher_stage', 'run_data', 'reproduce', 'read_config', 'load_teacher',
-           'load_translator', 'teacher_file', 'given_teacher', 'file_identity', 'load_run', 'ka_reproduce']
+           'train_translator', 'train_student', 'ready_teacher', 'teacher_stage', 'run_data', 'reproduce',
+           'read_config', 'load_teacher', 'load_translator', 'teacher_file', 'given_teacher', 'file_identity',
+           'load_run', 'trained_run', 'ka_reproduce']
 
 # %% ../nbs/04c_pipeline.ipynb #6fa0ff0c
 import hashlib, math, time
@@ -158,10 +159,14 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
 
 
 # %% ../nbs/04c_pipeline.ipynb #740660b2
+def ready_teacher(cfg:Preset, n_classes:int, teacher=None):
+    "The teacher that needs no training: the file `teacher` (`given_teacher`) or torchvision's trained weights (`cfg.teacher_weights`); None otherwise."
+    if teacher is not None: return given_teacher(cfg, teacher, n_classes)
+    return build_teacher(cfg, n_classes) if cfg.teacher_weights else None
+
 def teacher_stage(cfg:Preset, dls, folder, teacher=None, log=print) -> tuple:
     "Stage 0: the teacher given as a file (`given_teacher`), torchvision's trained weights (`cfg.teacher_weights`), or trained in `folder`."
-    if teacher is None and not cfg.teacher_weights: return train_teacher(cfg, dls, folder, log)
-    t = given_teacher(cfg, teacher, dls.n_classes) if teacher is not None else build_teacher(cfg, dls.n_classes)
+    if (t := ready_teacher(cfg, dls.n_classes, teacher)) is None: return train_teacher(cfg, dls, folder, log)
     log(f'teacher: {cfg.teacher_arch} from {teacher if teacher is not None else cfg.teacher_weights} (stage 0 skipped)')
     return with_memory_format(cfg, t), dict(seconds=0., names=[], values=[], given=str(teacher or cfg.teacher_weights))
 
@@ -280,14 +285,19 @@ def load_run(out, root=None, sbd_root=None) -> AttrDict:
     if not (out/'results.json').exists():
         raise ValueError(f'{out} holds no finished run (no results.json): run `ka_reproduce --out {out}` (or `reproduce`) first')
     cfg, data = read_config(out)
-    dls = run_data(cfg, root if root is not None else (data or {}).get('root'), sbd_root or (data or {}).get('sbd_root'))
-    n = dls.n_classes
-    if (t := (data or {}).get('teacher')) is not None: teacher = given_teacher(cfg, t['path'], n).eval()
-    elif cfg.teacher_weights: teacher = build_teacher(cfg, n).eval()
-    else: teacher, _ = load_teacher(cfg, out/'teacher', n)
+    data = data or {}
+    dls = run_data(cfg, root if root is not None else data.get('root'), sbd_root or data.get('sbd_root'))
+    given = data.get('teacher', {}).get('path')                       # the file a `--teacher` run was given
+    if (teacher := ready_teacher(cfg, dls.n_classes, given)) is not None: teacher.eval()
+    else: teacher, _ = load_teacher(cfg, out/'teacher', dls.n_classes)
     translator, _ = load_translator(cfg, teacher, out/'translator')
     return AttrDict(cfg=cfg, dls=dls, teacher=teacher, translator=translator, baseline=load_student(out/'baseline_student.pth'),
                     ka=load_student(out/'ka_student.pth'), results=read_json(out/'results.json', 'run results'))
+
+def trained_run(out='ka_output', preset:str='cpu', **overrides) -> AttrDict:
+    "The run of `preset` in `out` (`load_run`), trained or finished by `reproduce` first if `out` does not hold it."
+    reproduce(preset, out, log=lambda *a: None, **overrides)   # a finished run is only read back and evaluated
+    return load_run(out)
 
 # %% ../nbs/04c_pipeline.ipynb #f125668e
 @call_parse

@@ -13,7 +13,7 @@ READING_ORDER = re.findall(r'-\s+(\S+\.ipynb)', (NBS/'sidebar.yml').read_text())
 # notebook -> {piece of a cell's source: the output it must hold}: 'image' (a figure), 'table' (markdown or a printed table)
 PROMISED = {
     '00_losses': {'A = affinity_matrix(feat)[0] * h*w': 'image', "'../bench/affinity.py'": 'table'},
-    '01_autoencoder': {"rows.append([f'OS{s}', t.strides": 'table', "print(f'{len(x)} validation images: teacher feature": 'text',
+    '01_autoencoder': {"rows.append([f'OS{s}', t.strides": 'table', "print(f'{len(run.dls.valid.dataset)} validation images: teacher feature": 'text',
                        "axs[r, 2].imshow(rec[i, c]": 'image'},
     '02_adapter': {"rows.append([f'OS{s}', tuple(p_s.shape[1:])": 'table', "('ce', 'adapt', 'aff')": 'image'},
     '03_affinity': {"'KA student φ_s': run.ka.forward_with_feature(x)[1]": 'image'},
@@ -44,7 +44,7 @@ def _text(c) -> str:
 def _holds(c, kind:str) -> bool:
     data = [o.get('data', {}) for o in c.get('outputs', [])]
     if kind == 'image': return any('image/png' in d for d in data)
-    if kind == 'table': return any('text/markdown' in d for d in data) or '|---' in _text(c) or 'epoch' in _text(c)
+    if kind == 'table': return any('text/markdown' in d for d in data) or '|---' in _text(c)
     if kind == 'progress':   # fastai's progress table of the KA student: the terms in columns of their own
         return any(re.search(r'\bepoch\s+train_loss\s+ce\s+adapt\s+aff\b', l) for l in _text(c).splitlines())
     return bool(_text(c).strip())
