@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch, torch.nn.functional as F
-from knowledge_adaptation.pipeline import read_config, preset_dls, load_teacher, load_translator
+from knowledge_adaptation.pipeline import preset_dls
+from knowledge_adaptation.runs import read_config, load_teacher, load_translator
 from knowledge_adaptation.metrics import cell_fractions
 
 def class_cosines(f, frac, min_share=.5):

@@ -21,7 +21,8 @@ import argparse, json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch, torch.nn.functional as F
-from knowledge_adaptation.pipeline import read_config, preset_dls, load_teacher, load_translator
+from knowledge_adaptation.pipeline import preset_dls
+from knowledge_adaptation.runs import read_config, load_teacher, load_translator
 from knowledge_adaptation.distill import load_student
 from knowledge_adaptation.metrics import miou, cell_fractions
 from knowledge_adaptation.losses import adapt_loss

@@ -6,8 +6,7 @@
 __all__ = ['check_data', 'data_identity', 'check_config', 'teacher_learner', 'n_epochs', 'mean_std', 'model_cost', 'embedded',
            'preset_dls', 'with_memory_format', 'build_teacher', 'train_teacher', 'code_stride', 'build_translator',
            'train_translator', 'train_student', 'ready_teacher', 'teacher_stage', 'run_data', 'reproduce',
-           'read_config', 'load_teacher', 'load_translator', 'teacher_file', 'given_teacher', 'file_identity',
-           'load_run', 'trained_run', 'ka_reproduce']
+           'teacher_file', 'given_teacher', 'file_identity', 'ka_reproduce']
 
 # %% ../nbs/04c_pipeline.ipynb #6fa0ff0c
 import hashlib, math, time
@@ -15,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
-from fastcore.basics import listify, AttrDict
+from fastcore.basics import listify
 from fastcore.script import call_parse
 from fastcore.meta import delegates
 from fastai.learner import Learner
@@ -31,7 +30,7 @@ from .data import seg_dls, dataset_fingerprint, EMBEDDED
 from .datasets import check_dataset, SBD_LAYOUT
 from .scenes import SceneConfig
 from .digits import DigitConfig
-from .distill import KALearner, load_student
+from .distill import KALearner
 from .presets import Preset, get_preset, check_seeds, preset_overrides, cli_overrides
 from .report import results_markdown, plot_curves, plot_predictions, plot_affinities, teacher_name
 
@@ -230,23 +229,6 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     return res
 
 # %% ../nbs/04c_pipeline.ipynb #9ae34bf1
-def read_config(out) -> tuple:
-    "The `Preset` and the data identity (`data_identity`) of the run in the output folder `out`, from its `config.json`."
-    out = as_path(out)
-    d = read_json(out/'config.json', 'run configuration')
-    data = d.pop('data', None)
-    return Preset(**d), data
-
-def load_teacher(cfg:Preset, folder, n_classes:int) -> tuple:
-    "The teacher of `cfg` from the finished stage in `folder`, in evaluation mode: `(teacher, stage state)`. Never trains."
-    teacher = build_teacher(cfg, n_classes, weights=False)
-    return teacher.eval(), load_stage(teacher, folder)
-
-def load_translator(cfg:Preset, teacher:nn.Module, folder, student_stride:int=None) -> tuple:
-    "The translator of `cfg` for a student at `student_stride` from the finished stage in `folder`: `(translator, stage state)`."
-    tr = build_translator(cfg, teacher, student_stride)
-    return tr.eval(), load_stage(tr, folder)
-
 def teacher_file(path) -> Path:
     "The weights file a `--teacher PATH` names: the file itself, or the `final.pth` of a finished stage folder (an earlier run's `teacher/`)."
     path = as_path(path)
@@ -277,27 +259,6 @@ def file_identity(path) -> dict:
     with open(path, 'rb') as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
     return dict(path=str(as_path(path)), sha1=h.hexdigest())
-
-# %% ../nbs/04c_pipeline.ipynb #211f395b
-def load_run(out, root=None, sbd_root=None) -> AttrDict:
-    "The finished run of `reproduce` in `out`, read back without training: `cfg`, `dls`, `teacher`, `translator`, the seed-0 `baseline` and `ka` students, `results`."
-    out = as_path(out)
-    if not (out/'results.json').exists():
-        raise ValueError(f'{out} holds no finished run (no results.json): run `ka_reproduce --out {out}` (or `reproduce`) first')
-    cfg, data = read_config(out)
-    data = data or {}
-    dls = run_data(cfg, root if root is not None else data.get('root'), sbd_root or data.get('sbd_root'))
-    given = data.get('teacher', {}).get('path')                       # the file a `--teacher` run was given
-    if (teacher := ready_teacher(cfg, dls.n_classes, given)) is not None: teacher.eval()
-    else: teacher, _ = load_teacher(cfg, out/'teacher', dls.n_classes)
-    translator, _ = load_translator(cfg, teacher, out/'translator')
-    return AttrDict(cfg=cfg, dls=dls, teacher=teacher, translator=translator, baseline=load_student(out/'baseline_student.pth'),
-                    ka=load_student(out/'ka_student.pth'), results=read_json(out/'results.json', 'run results'))
-
-def trained_run(out='ka_output', preset:str='cpu', **overrides) -> AttrDict:
-    "The run of `preset` in `out` (`load_run`), trained or finished by `reproduce` first if `out` does not hold it."
-    reproduce(preset, out, log=lambda *a: None, **overrides)   # a finished run is only read back and evaluated
-    return load_run(out)
 
 # %% ../nbs/04c_pipeline.ipynb #f125668e
 @call_parse

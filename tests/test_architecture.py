@@ -8,7 +8,7 @@ PKG = Path(__file__).resolve().parents[1]/'knowledge_adaptation'
 MODULES = {p.stem: p for p in PKG.glob('*.py') if p.stem not in ('__init__', '_modidx')}
 # What each layer may build on. The lower layers know nothing of training, the method or the pipeline.
 LOWER = {'files', 'losses', 'models', 'metrics', 'transforms', 'datasets', 'scenes', 'digits', 'folder', 'data', 'testing'}
-UPPER = {'training', 'autoencoder', 'adapter', 'affinity', 'distill', 'report', 'complexity', 'presets', 'pipeline', 'predict', 'ablations'}
+UPPER = {'training', 'autoencoder', 'adapter', 'affinity', 'distill', 'report', 'complexity', 'presets', 'pipeline', 'runs', 'predict', 'ablations'}
 MAX_LINES = 310
 
 def _imports(path:Path) -> list:
