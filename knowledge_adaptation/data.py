@@ -20,6 +20,7 @@ from .datasets import SegDataset, as_palette, colorize, one_thread
 from .datasets import voc_dataset, cityscapes_dataset, context_dataset
 from .scenes import SceneConfig, SceneDataset
 from .digits import DigitConfig, DigitDataset
+from .shapes import ShapeConfig, ShapeDataset
 from .folder import folder_dataset, max_image_size
 
 # %% ../nbs/08_data.ipynb #701ea3aa
@@ -85,8 +86,8 @@ def show_seg_batch(x, y, preds=None, max_n:int=4, palette=None, class_names=None
     return fig
 
 # %% ../nbs/08_data.ipynb #17012f5c
-DATASETS = ('scenes', 'digits', 'voc', 'cityscapes', 'context', 'folder')
-EMBEDDED = {'scenes': (SceneDataset, SceneConfig), 'digits': (DigitDataset, DigitConfig)}   # composed on the fly: no root, no file
+DATASETS = ('scenes', 'digits', 'shapes', 'voc', 'cityscapes', 'context', 'folder')
+EMBEDDED = {'scenes': (SceneDataset, SceneConfig), 'digits': (DigitDataset, DigitConfig), 'shapes': (ShapeDataset, ShapeConfig)}   # composed on the fly: no root, no file
 
 def check_dataset_name(dataset:str):
     "Raise `ValueError` unless `dataset` is one of `DATASETS`."
@@ -95,6 +96,7 @@ def check_dataset_name(dataset:str):
 _DEFAULTS = {  # per dataset: default train crop, validation size, train and valid splits
     'scenes': dict(crop_size=None, valid_size=None, train_split='train', valid_split='valid'),
     'digits': dict(crop_size=None, valid_size=None, train_split='train', valid_split='valid'),
+    'shapes': dict(crop_size=None, valid_size=None, train_split='train', valid_split='valid'),
     'voc': dict(crop_size=513, valid_size=512, train_split='train', valid_split='val'),
     'cityscapes': dict(crop_size=769, valid_size=None, train_split='train', valid_split='val'),
     'context': dict(crop_size=513, valid_size=512, train_split='train', valid_split='val'),

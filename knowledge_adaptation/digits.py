@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from .datasets import SegDataset, one_thread
 
 # %% ../nbs/08f_digits.ipynb #e4ebdf35
@@ -44,16 +44,19 @@ class DigitConfig:
     min_contrast:float = 0.35      # minimum mean |RGB difference| between a digit's colour and the background under it
     max_overlap:float = 0.1        # a digit may cover at most this share of the digits already placed
     threshold:float = 0.5          # a pixel is the digit's where its grey level (its alpha) is above this
+    bold:int = 1                   # side of the max filter that thickens a scan's strokes before resizing (odd; 1: as scanned)
     def __post_init__(self):
         "A config with digits that MNIST has not, or repeated ones, cannot be made: checked once, here."
         if not self.digits or len(set(self.digits)) != len(self.digits) or not set(self.digits) <= set(range(10)):
             raise ValueError(f'DigitConfig.digits={self.digits!r}: distinct digits from 0 to 9, at least one')
+        if not (isinstance(self.bold, int) and self.bold >= 1 and self.bold % 2):
+            raise ValueError(f'DigitConfig.bold={self.bold!r}: an odd filter side, at least 1 (1: strokes as scanned)')
     @property
     def classes(self) -> tuple:
         "The class names: 'background', then the digits of `digits`."
         return ('background',) + tuple(str(d) for d in self.digits)
 
-_SPLITS = {'train': 0, 'valid': 1, 'val': 1}
+_SPLITS = {'train': 0, 'valid': 1, 'val': 1, 'dev': 2}   # dev: other images composed like the training ones
 
 # %% ../nbs/08f_digits.ipynb #f2fd580c
 def _file(package:str, path:str) -> Path:
@@ -78,7 +81,7 @@ def photo(package:str, path:str) -> Image.Image:
     return Image.open(_file(package, path)).convert('RGB')
 
 # %% ../nbs/08f_digits.ipynb #30087a34
-def _pool(split:str) -> str: return 'train' if _SPLITS[split] == 0 else 'valid'
+def _pool(split:str) -> str: return 'valid' if _SPLITS[split] == 1 else 'train'   # the scans and photographs a split draws from
 
 def _scan_range(split:str) -> range:
     "The scans of each class that `split` composes: the first 400 for training, the last `HOLDOUT` for validation."
@@ -106,7 +109,9 @@ def render_digits(i:int, seed:int=0, split:str='train', cfg:DigitConfig=None, me
         c, j = int(rng.integers(len(cfg.digits))), int(rng.choice(pool))   # class index in `digits`, scan
         d = cfg.digits[c]
         side = max(8, round(rng.uniform(*cfg.digit_size) * k))
-        alpha = np.asarray(Image.fromarray(scans[d, j]).resize((side, side), Image.BILINEAR), np.float32) / 255
+        scan = Image.fromarray(scans[d, j])
+        if cfg.bold > 1: scan = scan.filter(ImageFilter.MaxFilter(cfg.bold))
+        alpha = np.asarray(scan.resize((side, side), Image.BILINEAR), np.float32) / 255
         ink = alpha > cfg.threshold
         for _ in range(30):   # rejection sampling: a place where the digit covers little of those already placed
             x, y = (int(v) for v in rng.integers(0, S - side + 1, 2))
