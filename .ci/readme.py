@@ -2,8 +2,9 @@
 
 `nbdev_readme` needs Quarto, which cannot be installed on every machine this project runs on, so the README is rendered
 with nbconvert's markdown exporter instead: cells flagged `#| hide` are dropped, `#|` directive lines are removed, code
-cells keep their text outputs. Relative links and images, written for the notebook in `nbs/`, get the `nbs/` prefix that
-the README at the repository's root needs."""
+cells keep their text outputs, and cells flagged `#| echo: false` show their outputs only (as on the docs site).
+Relative links and images, written for the notebook in `nbs/`, get the `nbs/` prefix that the README at the
+repository's root needs."""
 import re, sys
 from pathlib import Path
 import nbformat
@@ -20,6 +21,8 @@ class DirectivePreprocessor(Preprocessor):
         keep = []
         for c in nb.cells:
             if c.cell_type == 'code' and re.search(r'^\s*#\s*\|\s*hide\b', c.source, re.M): continue
+            if c.cell_type == 'code' and re.search(r'^\s*#\s*\|\s*echo:\s*false\b', c.source, re.M):
+                c.metadata.setdefault('transient', {})['remove_source'] = True
             if c.cell_type == 'code': c.source = _directive.sub('', c.source).strip('\n')
             keep.append(c)
         nb.cells = keep

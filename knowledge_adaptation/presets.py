@@ -7,10 +7,10 @@ __all__ = ['PRESETS', 'PAPER_PRESETS', 'TEACHER_ARCHS', 'Preset', 'check_preset'
            'cli_overrides']
 
 # %% ../nbs/04b_presets.ipynb #e9533a16
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, replace, fields
 from fastcore.script import store_true
 from .distill import BETA, GAMMA, check_grid
-from .data import check_dataset_name
+from .data import check_dataset_name, EMBEDDED
 from .models import TV_TEACHERS
 
 # %% ../nbs/04b_presets.ipynb #5fb1f988
@@ -49,8 +49,10 @@ class Preset:
     scene_size:int = 128          # the side of its (square) images,
     scene_colour_jitter:float = 0.15  # its colours (see `SceneConfig.colour_jitter`; None: at random)
     scene_seed:int = 0            # and the seed of its samples (another seed: disjoint training and validation images)
+    data_config:dict = None       # and the fields of its `SceneConfig` or `DigitConfig` other than `size` (the tutorial's digits)
     channels_last:bool = True     # networks in channels-last memory order: same maths, faster convolutions (see `with_memory_format`)
     train_split:str = None        # None: the dataset's default; the paper's VOC: 'train_aug' (VOC train + SBD, needs `sbd_root`)
+    valid_split:str = None        # None: the dataset's validation split; embedded datasets: 'dev', other images composed like the training ones
     teacher_arch:str = 'deeplabv3plus'  # or one of torchvision's `TV_TEACHERS` (its DeepLabV3; the head's feature, stride 8)
     teacher_weights:str = None    # torchvision's trained weights of a torchvision teacher ('COCO_WITH_VOC_LABELS_V1'): no stage 0
     fp16:bool = False             # mixed precision: fastai's `MixedPrecision` for teacher and student, the distillation terms in float32
@@ -59,6 +61,7 @@ _PAPER = Preset('paper-voc', dataset='voc', train_split='train_aug', crop_size=5
                 pretrained_backbone=True, latent_ch=256, latent_stride=None, iters=30_000, teacher_lr=0.007, student_lr=0.007)
 PRESETS = {
     'cpu': Preset('cpu', beta=100.),   # chosen on the development split with the code averaged to the student's grid (see `10_findings`)
+    'tutorial': Preset('tutorial', dataset='shapes', scene_size=96, crop_size=96, n_train=2000, n_valid=400, teacher_epochs=12, beta=100.),
     'paper-voc': _PAPER,
     'paper-cityscapes': replace(_PAPER, name='paper-cityscapes', dataset='cityscapes', train_split='train', crop_size=769, iters=90_000),
     'paper-context': replace(_PAPER, name='paper-context', dataset='context', train_split='train'),
@@ -78,6 +81,11 @@ def check_preset(cfg:Preset):
     if cfg.crop_size is not None and cfg.crop_size < 16: raise ValueError(f'crop_size={cfg.crop_size}: crops must be at least 16 pixels')
     if cfg.iters is not None and cfg.iters < 1: raise ValueError(f'iters={cfg.iters}: it must be at least 1 (or None)')
     if cfg.teacher_arch not in TEACHER_ARCHS: raise ValueError(f'teacher_arch={cfg.teacher_arch!r}: one of {", ".join(TEACHER_ARCHS)}')
+    if cfg.data_config:
+        if cfg.dataset not in EMBEDDED: raise ValueError(f'data_config={cfg.data_config!r} configures an embedded dataset ({", ".join(EMBEDDED)}), not {cfg.dataset}')
+        cls = EMBEDDED[cfg.dataset][1]
+        if bad := sorted((set(cfg.data_config) - {f.name for f in fields(cls)}) | ({'size'} & set(cfg.data_config))):
+            raise ValueError(f'data_config: {", ".join(bad)} not a field of {cls.__name__} (the image side is scene_size)')
     if cfg.teacher_weights and cfg.teacher_arch not in TV_TEACHERS:
         raise ValueError(f'teacher_weights={cfg.teacher_weights!r} are torchvision weights: they need a torchvision teacher_arch ({", ".join(TV_TEACHERS)})')
 
@@ -120,6 +128,7 @@ def preset_overrides(
     gamma:float=None,        # override the preset's weight of L_aff
     lr:float=None,           # the learning rate of teacher and student (the paper: 0.007 for both)
     train_split:str=None,    # the training split (voc: train, trainval or train_aug; the paper's VOC preset: train_aug)
+    valid_split:str=None,    # the split evaluated (embedded datasets: dev, images held out for development choices)
     teacher_backbone:str=None, # the teacher's ResNet: resnet18, resnet34, resnet50 (paper), resnet101
     teacher_arch:str=None,   # deeplabv3plus (default), or torchvision's deeplabv3_resnet50 / deeplabv3_resnet101
     teacher_weights:str=None,  # torchvision's trained weights of a torchvision teacher (COCO_WITH_VOC_LABELS_V1): no stage 0

@@ -44,7 +44,7 @@ def test_ka_reproduce_default_folder_files_and_resume(tmp_path):
     assert _stamps(out) == stamps
     assert json.loads((out/'results.json').read_text()) == json.loads(text)
 
-def test_ka_reproduce_digits(tmp_path):
+def test_ka_reproduce_digits_and_the_tutorial_preset(tmp_path):
     "The second embedded dataset through the same command: real digits on photographs, its own classes, nothing to download."
     r = _run(['ka_reproduce', '--dataset', 'digits', '--out', 'digits_run', *TINY], tmp_path)
     assert r.stdout.lstrip().startswith('dataset digits'), r.stdout[:300]
@@ -54,6 +54,17 @@ def test_ka_reproduce_digits(tmp_path):
     from knowledge_adaptation.distill import load_student
     s = load_student(tmp_path/'digits_run'/'ka_student.pth')
     with torch.no_grad(): assert s(torch.randn(1, 3, 48, 48)).shape == (1, 6, 48, 48)
+    # the tutorial preset: ten shapes, through both commands
+    tut = ['ka_reproduce', '--preset', 'tutorial', '--out', 'tutorial_run', *TINY]
+    _run(tut, tmp_path)
+    res = json.loads((tmp_path/'tutorial_run'/'results.json').read_text())
+    from knowledge_adaptation.shapes import SHAPE_CLASSES
+    assert res['dataset']['class_names'] == list(SHAPE_CLASSES) and res['config']['name'] == 'tutorial'
+    r2 = _run(tut, tmp_path)                                            # finished: read back, nothing trained
+    assert 'train_loss' not in r2.stdout, r2.stdout[-2000:]
+    _run(['ka_ablate', '--preset', 'tutorial', '--out', 'tutorial_ablation', '--rows', 'baseline,ka', '--seeds', '1', *TINY], tmp_path)
+    abl = json.loads((tmp_path/'tutorial_ablation'/'results.json').read_text())
+    assert abl['preset'] == 'ablation-tutorial' and set(abl['rows']) == {'baseline', 'ka'}
 
 def test_ka_ablate_home_folder_files_and_resume(tmp_path):
     args = ['ka_ablate', '--out', '~/ablation', '--rows', 'baseline,ka', '--seeds', '1', *TINY]
