@@ -61,9 +61,10 @@ def tutorial_run() -> AttrDict:
     return trained_run(**TUTORIAL)
 
 # %% ../nbs/04e_runs.ipynb #bb7c0a02
-def mechanism(out, log=print) -> dict:
-    "Per seed of the finished run in `out`: each student's `affinity_gap`, and the KA student's `term_grad_norms` at the start and end of training; written to `out/mechanism.json`."
+def mechanism(out, log=print, recompute:bool=False) -> dict:
+    "Per seed of the finished run in `out`: each student's `affinity_gap`, and the KA student's `term_grad_norms` at the start and end of training; written to `out/mechanism.json` (read back from it unless `recompute`)."
     out = as_path(out)
+    if (out/'mechanism.json').exists() and not recompute: return read_json(out/'mechanism.json', 'mechanism measurements')
     run = load_run(out)
     res = {kind: [] for kind in STUDENTS}
     for seed in range(run.results['seeds']):
