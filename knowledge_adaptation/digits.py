@@ -7,15 +7,14 @@ __all__ = ['PHOTOS', 'MNIST_FILE', 'HOLDOUT', 'DigitConfig', 'mnist_scans', 'pho
 
 # %% ../nbs/08f_digits.ipynb #2d76481d
 import gzip
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageFilter
-from .datasets import SegDataset, one_thread
+from .datasets import ComposedDataset, contrast_colour, one_thread
 
 # %% ../nbs/08f_digits.ipynb #e4ebdf35
 # (package, path inside it, licence): the photographs behind the digits, training and validation ones apart
@@ -118,10 +117,7 @@ def render_digits(i:int, seed:int=0, split:str='train', cfg:DigitConfig=None, me
             if (mask[y:y + side, x:x + side][ink] > 0).mean() <= cfg.max_overlap: break
         else: continue
         under = img[y:y + side, x:x + side][ink].mean(0)
-        cand = rng.random((16, 3), dtype=np.float32)                # the first colour with enough contrast
-        contrast = np.abs(cand - under).sum(1)
-        ok = contrast >= 3 * cfg.min_contrast
-        col = cand[ok.argmax()] if ok.any() else cand[contrast.argmax()]
+        col = contrast_colour(rng, under, cfg.min_contrast)
         a = alpha[..., None]
         img[y:y + side, x:x + side] = img[y:y + side, x:x + side] * (1 - a) + col * a
         mask[y:y + side, x:x + side][ink] = c + 1
@@ -130,17 +126,13 @@ def render_digits(i:int, seed:int=0, split:str='train', cfg:DigitConfig=None, me
     return (img, mask, dict(digits=digits)) if meta else (img, mask)
 
 # %% ../nbs/08f_digits.ipynb #1443c0ec
-class DigitDataset(SegDataset):
+class DigitDataset(ComposedDataset):
     "`n` images of MNIST digits on photographs, composed on demand for `split` and `seed` (nothing stored): see `DigitConfig`."
+    kind, splits = 'digits', _SPLITS
     def __init__(self, n:int=800, split:str='train', seed:int=0, cfg:DigitConfig=None, tfm=None):
-        if split not in _SPLITS: raise ValueError(f'unknown digits split {split!r}; use one of {sorted(_SPLITS)}')
         cfg = cfg or DigitConfig()
-        super().__init__(len(cfg.classes), cfg.classes, tfm=tfm, name=f'digits/{split}')
-        self.n, self.split, self.seed, self.cfg = int(n), split, seed, cfg
-    def __len__(self): return self.n
-    def load(self, i):
-        img, mask = render_digits(i, self.seed, self.split, self.cfg)
-        return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)
+        super().__init__(n, split, seed, cfg, cfg.classes, tfm)
+    def render(self, i): return render_digits(i, self.seed, self.split, self.cfg)
     def identity(self) -> list:
         "The composer's parameters and sources: count, split (its number), seed, config and the files it reads."
-        return [self.n, _SPLITS[self.split], self.seed, asdict(self.cfg), MNIST_FILE[1], [p[1] for p in PHOTOS[_pool(self.split)]]]
+        return super().identity() + [MNIST_FILE[1], [p[1] for p in PHOTOS[_pool(self.split)]]]

@@ -6,13 +6,13 @@
 __all__ = ['SCENE_CLASSES', 'SCENE_GROUPS', 'SCENE_GROUP_RGB', 'SceneConfig', 'smooth_field', 'render_scene', 'SceneDataset']
 
 # %% ../nbs/08c_scenes.ipynb #6787797a
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from .datasets import SegDataset, one_thread
+from .datasets import ComposedDataset, one_thread
 
 # %% ../nbs/08c_scenes.ipynb #6baac131
 SCENE_CLASSES = ('background', 'block', 'disc', 'wire', 'dot', 'ring', 'cross', 'friend', 'foe')
@@ -108,16 +108,9 @@ def render_scene(i:int, seed:int=0, split:str='train', cfg:SceneConfig=None, met
     return (img, mask, dict(rings=rings, beacons=beacons, tokens=tokens)) if meta else (img, mask)
 
 # %% ../nbs/08c_scenes.ipynb #be524063
-class SceneDataset(SegDataset):
+class SceneDataset(ComposedDataset):
     "`n` procedural scenes of `split` for `seed`, rendered on demand (nothing stored): see `SceneConfig`."
+    kind, splits = 'scenes', _SPLITS
     def __init__(self, n:int=1500, split:str='train', seed:int=0, cfg:SceneConfig=None, tfm=None):
-        if split not in _SPLITS: raise ValueError(f'unknown scenes split {split!r}; use one of {sorted(_SPLITS)}')
-        super().__init__(len(SCENE_CLASSES), SCENE_CLASSES, tfm=tfm, name=f'scenes/{split}')
-        self.n, self.split, self.seed, self.cfg = int(n), split, seed, cfg or SceneConfig()
-    def __len__(self): return self.n
-    def load(self, i):
-        img, mask = render_scene(i, self.seed, self.split, self.cfg)
-        return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)
-    def identity(self) -> list:
-        "The generator's parameters: count, split (its number: 'val' and 'valid' are one split), seed and config."
-        return [self.n, _SPLITS[self.split], self.seed, asdict(self.cfg)]
+        super().__init__(n, split, seed, cfg or SceneConfig(), SCENE_CLASSES, tfm)
+    def render(self, i): return render_scene(i, self.seed, self.split, self.cfg)

@@ -6,12 +6,11 @@
 __all__ = ['SHAPES', 'SHAPE_CLASSES', 'ShapeConfig', 'shape_mask', 'render_shapes', 'ShapeDataset']
 
 # %% ../nbs/08g_shapes.ipynb #66baee0a
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
-from .datasets import SegDataset, one_thread
+from .datasets import ComposedDataset, contrast_colour, one_thread
 from .scenes import smooth_field
 
 # %% ../nbs/08g_shapes.ipynb #52d1ddb8
@@ -74,10 +73,7 @@ def render_shapes(i:int, seed:int=0, split:str='train', cfg:ShapeConfig=None, me
         x, y = rng.uniform(side / 3, S - side / 3, 2)               # at least two thirds of the bounding square inside
         m = shape_mask(SHAPES[c], side, angle, (x, y), S, rng)
         under = bg[int(np.clip(y, 0, S - 1)), int(np.clip(x, 0, S - 1))]
-        cand = rng.random((16, 3), dtype=np.float32)                # the first colour with enough contrast: colour says nothing of the class
-        contrast = np.abs(cand - under).sum(1)
-        ok = contrast >= 3 * cfg.min_contrast
-        cols.append(cand[ok.argmax()] if ok.any() else cand[contrast.argmax()])
+        cols.append(contrast_colour(rng, under, cfg.min_contrast))   # random: colour says nothing of the class
         ids[m] = len(cols) - 1                                      # a later shape covers an earlier one
         shapes.append(dict(shape=SHAPES[c], label=c + 1, centre=(float(x), float(y)), side=float(side)))
     labels = np.array([0] + [s['label'] for s in shapes], np.uint8)
@@ -88,16 +84,9 @@ def render_shapes(i:int, seed:int=0, split:str='train', cfg:ShapeConfig=None, me
     return (img, mask, dict(shapes=shapes)) if meta else (img, mask)
 
 # %% ../nbs/08g_shapes.ipynb #55f3a1e4
-class ShapeDataset(SegDataset):
+class ShapeDataset(ComposedDataset):
     "`n` images of ten shape classes in random colours on textured backgrounds, composed on demand for `split` and `seed`: see `ShapeConfig`."
+    kind, splits = 'shapes', _SPLITS
     def __init__(self, n:int=2000, split:str='train', seed:int=0, cfg:ShapeConfig=None, tfm=None):
-        if split not in _SPLITS: raise ValueError(f'unknown shapes split {split!r}; use one of {sorted(_SPLITS)}')
-        super().__init__(len(SHAPE_CLASSES), SHAPE_CLASSES, tfm=tfm, name=f'shapes/{split}')
-        self.n, self.split, self.seed, self.cfg = int(n), split, seed, cfg or ShapeConfig()
-    def __len__(self): return self.n
-    def load(self, i):
-        img, mask = render_shapes(i, self.seed, self.split, self.cfg)
-        return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)
-    def identity(self) -> list:
-        "The composer's parameters: count, split (its number), seed and config."
-        return [self.n, _SPLITS[self.split], self.seed, asdict(self.cfg)]
+        super().__init__(n, split, seed, cfg or ShapeConfig(), SHAPE_CLASSES, tfm)
+    def render(self, i): return render_shapes(i, self.seed, self.split, self.cfg)
