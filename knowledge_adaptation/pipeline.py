@@ -274,7 +274,7 @@ def file_identity(path) -> dict:
 def ka_reproduce(
     dataset:str=None,        # scenes (embedded, default), digits (embedded, real images), shapes (embedded, the tutorial's), voc, cityscapes, context or folder
     root:str=None,           # folder holding the dataset (real datasets and your own folder)
-    preset:str='cpu',        # cpu (the quick start: minutes on a CPU), tutorial (the run the notebooks show), or paper: the paper's recipe for the dataset
+    preset:str='cpu',        # cpu (minutes on a CPU), tutorial (the method at work, on the embedded shapes: over an hour), or paper: the paper's recipe for the dataset
     sbd_root:str=None,       # voc: the SBD folder, for train_aug (the paper's VOC training set)
     teacher:str=None,        # a trained teacher: an earlier run's teacher folder or its final.pth (stage 0 skipped)
     out:str='ka_output',     # output folder: results, pictures, checkpoints (rerun to resume)

@@ -49,7 +49,7 @@ class Preset:
     scene_size:int = 128          # the side of its (square) images,
     scene_colour_jitter:float = 0.15  # its colours (see `SceneConfig.colour_jitter`; None: at random)
     scene_seed:int = 0            # and the seed of its samples (another seed: disjoint training and validation images)
-    data_config:dict = None       # and the fields of its `SceneConfig` or `DigitConfig` other than `size` (the tutorial's digits)
+    data_config:dict = None       # and other fields of its config (`SceneConfig`, `DigitConfig`, `ShapeConfig`) than `size`
     channels_last:bool = True     # networks in channels-last memory order: same maths, faster convolutions (see `with_memory_format`)
     train_split:str = None        # None: the dataset's default; the paper's VOC: 'train_aug' (VOC train + SBD, needs `sbd_root`)
     valid_split:str = None        # None: the dataset's validation split; embedded datasets: 'dev', other images composed like the training ones

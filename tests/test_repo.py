@@ -42,3 +42,12 @@ def test_readme_links_and_images_exist_and_images_are_small():
     for t in targets:
         assert (ROOT/t).exists(), f'README links to {t}, which does not exist'
         if t.endswith('.png'): assert (ROOT/t).stat().st_size < 300_000, f'{t} is {(ROOT/t).stat().st_size} bytes'
+
+def test_readme_states_the_committed_tutorial_results():
+    "The README's tutorial table is the committed run's, as `results_markdown` writes it from nbs/results/tutorial: no number retyped."
+    import json
+    from knowledge_adaptation.report import results_markdown
+    res = json.loads((ROOT/'nbs'/'results'/'tutorial'/'results.json').read_text())
+    table = results_markdown(res).strip()
+    assert table in (ROOT/'README.md').read_text(), 'README.md does not state nbs/results/tutorial/results.json: execute nbs/index.ipynb, run .ci/readme.py'
+    assert res['config']['name'] == 'tutorial' and res['seeds'] == 3 and res['dataset']['name'] == 'shapes'
