@@ -5,12 +5,11 @@
 # %% auto #0
 __all__ = ['VOC_CLASSES', 'VOC_LAYOUT', 'SBD_LAYOUT', 'CITYSCAPES_CLASSES', 'CITYSCAPES_LAYOUT', 'CONTEXT_CLASSES',
            'CONTEXT_LAYOUT', 'voc_palette', 'as_palette', 'colorize', 'read_image', 'read_label', 'label_lut',
-           'apply_lut', 'one_thread', 'item_seed', 'SegDataset', 'ComposedDataset', 'contrast_colour', 'FileSegDataset',
-           'sbd_to_png', 'voc_dataset', 'cityscapes_dataset', 'context_dataset', 'image_header', 'check_dataset']
+           'apply_lut', 'one_thread', 'item_seed', 'SegDataset', 'FileSegDataset', 'sbd_to_png', 'voc_dataset',
+           'cityscapes_dataset', 'context_dataset', 'image_header', 'check_dataset']
 
 # %% ../nbs/08b_datasets.ipynb #6ec5c6d7
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -119,31 +118,6 @@ class SegDataset(torch.utils.data.Dataset):
         "What the dataset holds, as JSON-able values: hashed by `data.dataset_fingerprint` (subclasses say more)."
         return [type(self).__name__, self.name, len(self)]
     def __repr__(self): return f'{type(self).__name__}({self.name!r}, {len(self)} items, {self.n_classes} classes)'
-
-# %% ../nbs/08b_datasets.ipynb #ab0c0a01
-class ComposedDataset(SegDataset):
-    "`n` images of `split` for `seed`, composed on demand by `render` (nothing stored): the base of the embedded datasets."
-    kind, splits = '', {}   # the dataset's name, and its splits: name -> number (two names with one number are one split)
-    def __init__(self, n:int, split:str, seed:int, cfg, class_names, tfm=None):
-        if split not in self.splits: raise ValueError(f'unknown {self.kind} split {split!r}; use one of {sorted(self.splits)}')
-        super().__init__(len(class_names), class_names, tfm=tfm, name=f'{self.kind}/{split}')
-        self.n, self.split, self.seed, self.cfg = int(n), split, seed, cfg
-    def __len__(self): return self.n
-    def render(self, i:int) -> tuple: raise NotImplementedError   # (image uint8 (H, W, 3), mask uint8 (H, W))
-    def load(self, i):
-        img, mask = self.render(i)
-        return torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)
-    def identity(self) -> list:
-        "The composer's parameters: count, split (its number), seed and config."
-        return [self.n, self.splits[self.split], self.seed, asdict(self.cfg)]
-
-def contrast_colour(rng, under, min_contrast:float) -> np.ndarray:
-    "The first of 16 random RGB colours (float32 in [0, 1]) whose mean |difference| to `under` is at least `min_contrast`, else the most different one."
-    cand = rng.random((16, 3), dtype=np.float32)
-    contrast = np.abs(cand - under).sum(1)
-    ok = contrast >= 3 * min_contrast
-    return cand[ok.argmax()] if ok.any() else cand[contrast.argmax()]
-
 
 # %% ../nbs/08b_datasets.ipynb #b81869c3
 class FileSegDataset(SegDataset):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
-from .datasets import ComposedDataset, contrast_colour, one_thread
+from .datasets import one_thread
+from .scenes import ComposedDataset, contrast_colour
 
 # %% ../nbs/08f_digits.ipynb #e4ebdf35
 # (package, path inside it, licence): the photographs behind the digits, training and validation ones apart

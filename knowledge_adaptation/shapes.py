@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
-from .datasets import ComposedDataset, contrast_colour, one_thread
-from .scenes import smooth_field
+from .datasets import one_thread
+from .scenes import ComposedDataset, contrast_colour, smooth_field
 
 # %% ../nbs/08g_shapes.ipynb #52d1ddb8
 SHAPES = ('circle', 'ring', 'triangle', 'square', 'star', 'cross', 'crescent', 'ell', 'half-disc', 'bar')
