@@ -125,7 +125,7 @@ def train_teacher(cfg:Preset, dls, folder, log=print):
     teacher = with_memory_format(cfg, build_teacher(cfg, dls.n_classes))
     log(f'teacher: {teacher_name(asdict(cfg))}, output stride {teacher.output_stride}')
     learn = teacher_learner(dls, teacher, cfg.teacher_lr, cfg.wd, cfg.mom, fp16=cfg.fp16)
-    return teacher, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.teacher_epochs), folder, seed=0)
+    return teacher, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.teacher_epochs), folder, seed=0, log=log)
 
 def code_stride(cfg:Preset, student_stride:int=None) -> int:
     "Output stride of the code for a student at `student_stride` (default `cfg`'s): `cfg.latent_stride`, never coarser than the student."
@@ -143,7 +143,7 @@ def train_translator(cfg:Preset, dls, teacher:nn.Module, folder, student_stride:
     tr = with_memory_format(cfg, build_translator(cfg, teacher, student_stride))
     log(f'translator: {teacher.feature_channels} -> {cfg.latent_ch} channels, strides {tr.strides}')
     learn = translator_learner(dls, teacher, tr, cfg.translator_lr, cfg.mom, cfg.translator_wd)
-    return tr, fit_resumable(learn, cfg.translator_epochs, folder, seed=0)
+    return tr, fit_resumable(learn, cfg.translator_epochs, folder, seed=0, log=log)
 
 STUDENTS = {'baseline': (), 'ka': ('adapt', 'aff')}   # the two students of a run and their distillation terms
 
@@ -162,7 +162,7 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
     "Stage 2: a student at `student_stride` with the distillation `terms`, seeded by `seed`, in `folder`. Returns `(learn, state)`."
     learn = student_learner(cfg, dls, teacher, translator, seed, terms, student_stride, **ka_kwargs)
     log(f'student, seed {seed}: MobileNetV2 output stride {learn.student.output_stride}, terms {", ".join(terms) or "none"} -> {folder}')
-    return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed)
+    return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed, log=log)
 
 
 # %% ../nbs/04c_pipeline.ipynb #740660b2

@@ -44,7 +44,7 @@ class Preset:
     beta:float = BETA             # the weight of L_adapt: the paper's (`04_distill`); the `cpu` preset's is 100
     gamma:float = GAMMA           # the weight of L_aff: the paper's
     adapt_channel_mean:bool = True  # L_adapt averaged over the code's channels too (`adapt_loss`; see 'The scale of L_adapt')
-    n_train:int = 800             # embedded dataset only: training images,
+    n_train:int = 400             # embedded dataset only: training images (400: the quick start runs in minutes),
     n_valid:int = 200             # validation images,
     scene_size:int = 128          # the side of its (square) images,
     scene_colour_jitter:float = 0.15  # its colours (see `SceneConfig.colour_jitter`; None: at random)

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'sgd', 'freeze', 'state_fingerprint', 'same_state', 'check_classes',
            'TeacherFeatures', 'distrib', 'EpochSeed', 'save_checkpoint', 'load_checkpoint', 'EpochCheckpoint',
-           'check_train_batches', 'fit_resumable', 'load_stage', 'evaluate']
+           'check_train_batches', 'history_table', 'fit_resumable', 'load_stage', 'evaluate']
 
 # %% ../nbs/00b_training.ipynb #8a3ca895
 import random, time, warnings
@@ -191,8 +191,15 @@ def _read_state(folder:Path, n_epoch:int) -> dict:
         raise ValueError(f'{folder} holds a stage of {state["n_epoch"]} epochs, not {n_epoch}: use another output folder or delete it')
     return state
 
-def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bool=None) -> dict:
-    "Fit `learn` for `n_epoch` epochs with checkpoints in `folder`; resume or skip the stage from them. Returns its state."
+def history_table(state:dict) -> str:
+    "The epochs a stage's `state` recorded, as fastai's progress table prints them in a console (the times aside)."
+    names = ['epoch'] + state.get('names', [])
+    widths = [max(len(n), 8) for n in names]       # fastai's ConsoleMasterBar pads a column name to 8 characters
+    rows = [names] + [[str(i)] + ['' if v is None else f'{v:.6f}' for v in vs] for i, vs in enumerate(state.get('values', []))]
+    return '\n'.join('  '.join(f'{x:<{w}}' for x, w in zip(r, widths)).rstrip() for r in rows)
+
+def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bool=None, log=None) -> dict:
+    "Fit `learn` for `n_epoch` epochs with checkpoints in `folder`; resume or skip the stage from them. Returns its state; `log`, if given, gets a finished stage's recorded epochs (`history_table`)."
     if not (isinstance(n_epoch, int) and n_epoch >= 1): raise ValueError(f'a stage needs at least one epoch, got n_epoch={n_epoch!r}')
     check_train_batches(learn.dls.train)
     folder = resolve_dir(folder, 'stage folder')
@@ -202,6 +209,7 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
         except CheckpointError as e:
             raise CheckpointError(f'{e}. The stage in {folder} is marked finished but its weights cannot be read: delete the '
                                   f'folder {folder} and run again to train the stage anew') from None
+        if log: log(f'finished before, read back ({state["seconds"]:.0f} s of training); its epochs:\n{history_table(state)}')
         return state
     if state:
         try: load_checkpoint(learn, folder/'last.pth', with_opt=True)

@@ -17,7 +17,7 @@ PROMISED = {
                        "axs[r, 2].imshow(rec[i, c]": 'image'},
     '02_adapter': {"rows.append([f'OS{s}', tuple(p_s.shape[1:])": 'table', "('ce', 'adapt', 'aff')": 'image'},
     '03_affinity': {"'KA student φ_s': run.ka.forward_with_feature(x)[1]": 'image'},
-    '04_distill': {"# the paper's Fig. 2": 'image', "res = reproduce('cpu', 'ka_output')": 'progress',
+    '04_distill': {"# the paper's Fig. 2": 'image', 'res = reproduce(**TUTORIAL)': 'progress', 'mechanism_markdown(mechanism(': 'table',
                    'Markdown(results_markdown(res))': 'table', "plot_curves(res['history'])": 'image',
                    'plot_predictions(run.dls': 'image'},
     '05_ablations': {'Markdown(ablation_markdown(res))': 'table', 'plot_miou_vs_gmacs(res);': 'image'},
