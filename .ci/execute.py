@@ -5,8 +5,8 @@
 Each notebook runs in its own folder (`nbs/`), as `nbdev_test` runs it, with execnb (nbdev's own executor). A cell that
 fails stops the notebook and leaves the file as it was. Progress bars print with carriage returns to a console; only what
 a terminal would show at the end is kept (the finished tables). Run `nbdev_clean` afterwards: CI checks the notebooks are
-clean, and nbdev_clean keeps outputs. The slow cells of 01-04 and 09 share the default run in `nbs/ka_output`: it trains
-once (about 15 minutes on two cores) and is read back after, so run the notebooks one at a time."""
+clean, and nbdev_clean keeps outputs. The slow cells of 01-04 and 09 share the tutorial run in `nbs/ka_tutorial`: it trains
+once (over an hour on two cores) and is read back after, so run the notebooks one at a time."""
 import re, sys, time, warnings
 from pathlib import Path
 from execnb.nbio import read_nb, write_nb
