@@ -16,7 +16,7 @@ from .distill import load_student, term_grad_norms
 from .affinity import affinity_gap
 from .report import md_table
 from .presets import Preset
-from .pipeline import build_teacher, build_translator, ready_teacher, run_data, reproduce, student_learner, STUDENTS
+from .pipeline import build_teacher, build_translator, ready_teacher, run_data, reproduce, student_learner, STUDENTS, mean_std
 
 # %% ../nbs/04e_runs.ipynb #1d314e0f
 def read_config(out) -> tuple:
@@ -87,7 +87,7 @@ def mechanism(out, log=print, recompute:bool=False) -> dict:
 def mechanism_markdown(mech:dict) -> str:
     "The measurements of `mechanism` as two markdown tables: each student's affinity gap over seeds; the KA student's gradient shares."
     gaps = {k: [r['affinity_gap'] for r in rs] for k, rs in mech.items()}
-    ms = lambda xs: f'{np.mean(xs):.4f}' + (f' ± {np.std(xs, ddof=1):.4f}' if len(xs) > 1 else '')
+    def ms(xs): m, s = mean_std(xs); return f'{m:.4f}' + (f' ± {s:.4f}' if len(xs) > 1 else '')
     t1 = md_table(['student', 'affinity gap to the teacher code (mean ± std over seeds)', 'per seed'],
                   [[k, ms(v), ', '.join(f'{x:.4f}' for x in v)] for k, v in gaps.items()])
     share = lambda r, when: {t: g / sum(r[when].values()) for t, g in r[when].items()}
