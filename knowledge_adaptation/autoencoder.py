@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['translator_strides', 'conv_bn_relu', 'KnowledgeTranslator', 'TranslatorStage', 'AELoss', 'ReconError', 'CodeSparsity',
-           'check_translator', 'translator_learner', 'save_encoder', 'load_encoder']
+           'check_translator', 'translator_learner', 'fit_translator', 'save_encoder', 'load_encoder']
 
 # %% ../nbs/01_autoencoder.ipynb #096e6f49
 import math, torch
@@ -14,7 +14,9 @@ from fastai.learner import Learner, Metric
 from fastai.data.core import DataLoaders
 from .losses import ae_loss, check_4d
 from .files import as_path, torch_save, torch_read
-from .training import TeacherFeatures, sgd
+from fastai.torch_core import set_seed
+from .training import TeacherFeatures, EpochSeed, sgd
+from .features import check_interface
 
 # %% ../nbs/01_autoencoder.ipynb #fabf8823
 def translator_strides(teacher_stride:int, student_stride:int, n_layers:int=3) -> tuple:
@@ -112,6 +114,7 @@ class CodeSparsity(Metric):
 
 def check_translator(teacher:nn.Module, translator:KnowledgeTranslator):
     "Raise `ValueError` unless the translator (or encoder) takes the teacher's feature channels."
+    check_interface(teacher, 'teacher')
     if teacher.feature_channels != translator.in_ch:
         raise ValueError(f"teacher feature has {teacher.feature_channels} channels but the encoder expects {translator.in_ch}")
 
@@ -121,6 +124,27 @@ def translator_learner(dls:DataLoaders, teacher:nn.Module, translator:KnowledgeT
     check_translator(teacher, translator)
     return Learner(dls, translator, loss_func=AELoss(alpha), opt_func=sgd(mom), lr=lr, wd=wd,
                    metrics=[ReconError(), CodeSparsity()], cbs=[TranslatorStage(teacher)] + listify(cbs), **kwargs)
+
+# %% ../nbs/01_autoencoder.ipynb #f1a7e002
+def fit_translator(dls:DataLoaders,            # the training images; the teacher's features on them are the data
+                   teacher:nn.Module,          # the frozen teacher (`forward_with_feature`, `feature_channels`, `feature_stride`)
+                   student:nn.Module=None,     # the student whose feature grid the code takes (its `feature_stride`)
+                   epochs:int=1,               # the paper's: one
+                   latent_ch:int=128,          # the code's channels
+                   code_stride:int=None,       # the code's output stride, if not the student's (the CPU presets: 8)
+                   lr:float=0.1, mom:float=0.9, wd:float=1e-4,   # the paper's SGD
+                   seed:int=0) -> KnowledgeTranslator:
+    "Stage 1 for any teacher and student: a `KnowledgeTranslator` from `teacher`'s feature to a code on `student`'s grid, trained `epochs` epochs, in evaluation mode."
+    check_interface(teacher, 'teacher')
+    if code_stride is None:
+        if student is None: raise ValueError("give the student (its feature stride sets the code's) or code_stride")
+        check_interface(student, 'student'); code_stride = student.feature_stride
+    set_seed(seed)
+    tr = KnowledgeTranslator(teacher.feature_channels, latent_ch, translator_strides(teacher.feature_stride, code_stride))
+    p = next(teacher.parameters(), None)
+    if p is not None: tr.to(p.device)
+    translator_learner(dls, teacher, tr, lr, mom, wd).fit(epochs, cbs=EpochSeed(seed))
+    return tr.eval()
 
 # %% ../nbs/01_autoencoder.ipynb #6a209822
 def save_encoder(translator:KnowledgeTranslator, path):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['BETA', 'GAMMA', 'TERMS', 'GRIDS', 'KAStudent', 'check_terms', 'terms_need_code', 'check_grid', 'KADistill',
-           'KALearner', 'student_config', 'load_student', 'term_grad_norms']
+           'KALearner', 'student_config', 'student_file', 'load_student', 'term_grad_norms']
 
 # %% ../nbs/04_distill.ipynb #1c7b5e12
 from contextlib import nullcontext
@@ -22,6 +22,7 @@ from .training import (TeacherFeatures, EpochSeed, freeze, sgd, seg_loss, poly_s
 from .autoencoder import KnowledgeTranslator, check_translator
 from .adapter import FeatureAdapter, AffinityAdapter, FitNetRegressor
 from .models import MobileNetV2Seg
+from .features import FeatureNet, check_interface, network_recipe, rebuild
 from .metrics import MeanIoU
 
 # %% ../nbs/04_distill.ipynb #4d624187
@@ -144,6 +145,7 @@ class KALearner(Learner):
                  aff_target:str='code', grid:str='student',
                  lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9, fp16:bool=False, metrics=None, cbs=None, **kwargs):
         terms = check_terms(terms)
+        check_interface(student, 'student'); check_interface(teacher, 'teacher')   # any network: `features.with_feature`
         check_classes(dls, student, teacher)
         if terms and teacher is None: raise ValueError(f'terms {sorted(terms)} need a teacher')
         code = terms_need_code(terms, aff_target)
@@ -172,23 +174,34 @@ def student_config(student:MobileNetV2Seg) -> dict:
     "The constructor arguments that rebuild `student`."
     return dict(num_classes=student.num_classes, output_stride=student.output_stride, width_mult=student.width_mult)
 
+def student_file(student:nn.Module) -> dict:
+    "What `export_student` saves of `student`: the project's MobileNetV2 by its arguments, any other network by `network_recipe`; and the weights."
+    if type(student) is MobileNetV2Seg: return dict(arch='MobileNetV2Seg', config=student_config(student), state_dict=student.state_dict())
+    net = student.source[0] if isinstance(student, FeatureNet) else student   # a wrapped network: the weights of the network as built
+    return dict(arch='network', recipe=network_recipe(student), state_dict=net.state_dict())
+
 @patch
 def export_student(self:KALearner, path):
-    "Save the student alone (weights and constructor arguments) to `path`; `load_student(path)` restores it."
+    "Save the student alone (weights and what rebuilds it) to `path`; `load_student(path)` restores it."
     path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    if rank_distrib() == 0:
-        torch_save(dict(arch='MobileNetV2Seg', config=student_config(self.student), state_dict=self.student.state_dict()), path)
+    if rank_distrib() == 0: torch_save(student_file(self.student), path)
     return path
 
-def load_student(path, map_location='cpu') -> MobileNetV2Seg:
-    "The student saved by `KALearner.export_student`, in evaluation mode."
+def load_student(path, map_location='cpu', model:nn.Module=None) -> nn.Module:
+    "The student saved by `KALearner.export_student`, in evaluation mode; `model`: an instance of its class, for a network no builder makes (`features.rebuild`)."
     path = as_path(path)
     d = torch_read(path, 'a student exported by `KALearner.export_student`', map_location)
-    if not isinstance(d, dict) or d.get('arch') != 'MobileNetV2Seg':
+    if not isinstance(d, dict) or d.get('arch') not in ('MobileNetV2Seg', 'network'):
         what = f"arch={d.get('arch')!r}" if isinstance(d, dict) else f'a {type(d).__name__}'
         raise ValueError(f"{path} does not hold an exported student ({what}): export one with `KALearner.export_student`")
-    m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
-    return m.eval()
+    if d['arch'] == 'MobileNetV2Seg':
+        m = MobileNetV2Seg(**d['config']); m.load_state_dict(d['state_dict'])
+        return m.eval()
+    recipe = d['recipe']
+    try: net = rebuild(recipe, model)
+    except ValueError as e: raise ValueError(f'{path}: {e}') from None
+    net.load_state_dict(d['state_dict'])
+    return (FeatureNet(net, recipe['feature']) if 'feature' in recipe else net).eval()
 
 # %% ../nbs/04_distill.ipynb #54c4bfb0
 class _GradProbe(Callback):
@@ -196,7 +209,8 @@ class _GradProbe(Callback):
     order = KADistill.order - 1   # after the prediction and the cross-entropy, before `KADistill` adds its terms
     def after_loss(self):
         d = self.learn.distill
-        params = [p for p in self.learn.student.backbone.parameters() if p.requires_grad]
+        s = self.learn.student
+        params = [p for p in getattr(s, 'backbone', s).parameters() if p.requires_grad]   # any network: all its weights
         terms = {'ce': self.learn.loss_grad, **{k: d.weights[k] * d._term(k) for k in d.weights}}
         def norm(v):
             gs = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)

@@ -20,6 +20,7 @@ from .transforms import valid_tfms
 from .datasets import read_image, colorize, as_palette
 from .folder import IMAGE_SUFFIXES
 from .distill import load_student
+from .features import logits_of
 
 # %% ../nbs/04d_predict.ipynb #17ece70c
 def _kind_error(img) -> TypeError:
@@ -73,7 +74,7 @@ def iter_predict(student:nn.Module, images, bs:int=8, device=None):
         for idx in size_batches(sizes, bs):
             ims = [as_image(images[i]) for i in idx]
             x = tfms(tv_tensors.Image(torch.stack(ims).to(dev))).as_subclass(Tensor).contiguous(memory_format=fmt)
-            logits = student(x)
+            logits = logits_of(student(x))   # a tensor, or torchvision's {'out': ...}
             masks = logits.argmax(1).to(torch.uint8 if logits.shape[1] <= 256 else torch.long).cpu()
             yield from zip(idx, ims, masks)
 

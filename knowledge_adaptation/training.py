@@ -24,6 +24,7 @@ from fastai.torch_core import set_seed, rank_distrib, num_distrib, distrib_barri
 import fastai.callback.progress  # progress bars (and `Learner.no_bar`) for every stage
 from .files import as_path, resolve_dir, write_json, torch_save, read_json, read_failure, CheckpointError
 from .metrics import MeanIoU
+from .features import check_interface
 
 # %% ../nbs/00b_training.ipynb #4629ecfc
 def SchedPolyDecay(start:float, power:float=0.9):
@@ -59,9 +60,10 @@ def same_state(a:dict, b:dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 def check_classes(dls, *models):
-    "Raise `ValueError` unless every model predicts `dls.n_classes` classes."
+    "Raise `ValueError` unless every model predicts `dls.n_classes` classes (`TypeError` for a model without the project's interface)."
     n = getattr(dls, 'n_classes', None)
     for m in models:
+        if m is not None and not hasattr(m, 'num_classes'): check_interface(m)   # says how to wrap it
         if m is not None and n is not None and m.num_classes != n:
             raise ValueError(f'{type(m).__name__} predicts {m.num_classes} classes but the dataset has {n}: build it with num_classes={n}')
 
@@ -70,6 +72,7 @@ class TeacherFeatures(Callback):
     "Run the frozen `teacher` on each batch's input: `learn.teacher_logits` and `learn.teacher_feature` (its `forward_with_feature`)."
     order = TrainEvalCallback.order + 5   # -5: once fastai has set the mode, before the callbacks that read the feature
     def __init__(self, teacher:nn.Module, run_valid:bool=True, autocast:bool=False):
+        check_interface(teacher, 'teacher')
         self.teacher, self.run_valid, self.autocast = teacher, run_valid, autocast   # `autocast`: the teacher's forward in mixed precision
     def before_fit(self):
         freeze(self.teacher.to(self.dls.device))
