@@ -7,6 +7,7 @@ __all__ = ['BETA', 'GAMMA', 'TERMS', 'GRIDS', 'KAStudent', 'check_terms', 'terms
            'KALearner', 'student_config', 'student_file', 'load_student', 'term_grad_norms']
 
 # %% ../nbs/04_distill.ipynb #1c7b5e12
+import math
 from contextlib import nullcontext
 import torch
 from torch import nn, Tensor
@@ -152,6 +153,9 @@ class KALearner(Learner):
         if code:
             if encoder is None: raise ValueError("'adapt' and 'aff' need the translator's encoder")
             check_translator(teacher, encoder)
+            if (cs := teacher.feature_stride * math.prod(encoder.strides)) > student.feature_stride:
+                raise ValueError(f"the translator's code is at stride {cs}, coarser than the student's feature (stride "
+                                 f"{student.feature_stride}): fit a translator for this student (`fit_translator(dls, teacher, student)`)")
         weights = {k: w for k, w in dict(adapt=beta, aff=gamma, kd=kd_weight, fitnet=fitnet_weight).items() if k in terms}
         heads = {}
         if 'adapt' in terms: heads['adapt'] = FeatureAdapter(student.feature_channels, encoder.latent_ch)

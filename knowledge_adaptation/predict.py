@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['as_image', 'image_size', 'size_batches', 'get_device', 'iter_predict', 'predict', 'check_palette', 'mask_image',
-           'overlay', 'write_png', 'image_files', 'write_predictions', 'ka_predict', 'export_onnx', 'onnx_session',
-           'onnx_predict']
+           'overlay', 'write_png', 'image_files', 'read_student', 'write_predictions', 'ka_predict', 'export_onnx',
+           'onnx_session', 'onnx_predict', 'OnnxStudent']
 
 # %% ../nbs/04d_predict.ipynb #00d50d95
 import io, time, warnings
@@ -127,11 +127,16 @@ def image_files(src) -> list:
         raise ValueError(f'images that would write the same NAME_mask.png: {"; ".join(", ".join(v) for v in dup)}')
     return files
 
+def read_student(path) -> nn.Module:
+    "The student in `path`: an ONNX file (`.onnx`, `OnnxStudent` below) or a file of `KALearner.export_student` (`load_student`)."
+    path = as_path(path)
+    return OnnxStudent(path) if path.suffix.lower() == '.onnx' else load_student(path)
+
 def write_predictions(student, images, out='ka_predictions', bs:int=8, device=None, alpha:float=0.5, palette=None,
                       log=print) -> list:
     "Write `NAME_mask.png` and `NAME_overlay.png` to `out` for the image file or folder `images`; returns the mask files."
     t0 = time.time()
-    if not isinstance(student, nn.Module): student = load_student(as_path(student))
+    if not isinstance(student, nn.Module): student = read_student(student)
     files = image_files(images)
     pal = check_palette(palette, student.num_classes)
     if not 0 <= alpha <= 1: raise ValueError(f'alpha={alpha}: it must be between 0 and 1')
@@ -149,7 +154,7 @@ def write_predictions(student, images, out='ka_predictions', bs:int=8, device=No
 
 @call_parse
 def ka_predict(
-    student:str,               # a student file written by `KALearner.export_student` (e.g. ka_output/ka_student.pth)
+    student:str,               # a student file written by `KALearner.export_student` (e.g. ka_output/ka_student.pth), or an ONNX file by `export_onnx`
     images:str,                # an image file, or a folder: its .jpg, .jpeg and .png files
     out:str='ka_predictions',  # output folder: NAME_mask.png (palette PNG of class indices) and NAME_overlay.png
     bs:int=8,                  # images per batch (images of the same size are batched together)
@@ -199,3 +204,13 @@ def onnx_predict(model, x) -> np.ndarray:
     sess = model if hasattr(model, 'run') else onnx_session(model)
     x = np.ascontiguousarray(x.detach().cpu().numpy() if isinstance(x, Tensor) else x, dtype=np.float32)
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+# %% ../nbs/04d_predict.ipynb #d4a0c002
+class OnnxStudent(nn.Module):
+    "The ONNX file `path` written by `export_onnx`, run by onnxruntime, as a module (`predict`, `ka_predict`)."
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.session = as_path(path), onnx_session(path)
+        c = self.session.get_outputs()[0].shape[1]   # symbolic in some files (after a Resize): then one dry pass says it
+        self.num_classes = c if isinstance(c, int) else onnx_predict(self.session, np.zeros((1, 3, 32, 32), np.float32)).shape[1]
+    def forward(self, x:Tensor) -> Tensor: return torch.from_numpy(onnx_predict(self.session, x)).to(x.device)
