@@ -13,7 +13,8 @@ from dataclasses import dataclass, asdict, replace
 from functools import cache
 from pathlib import Path
 import numpy as np
-from fastcore.script import call_parse
+from fastcore.script import call_parse, store_true
+from .cli import one_line_errors
 from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
 from .presets import Preset, PRESETS, get_preset, check_seeds, preset_overrides, cli_overrides
@@ -270,6 +271,7 @@ def plot_miou_vs_gmacs(res:dict):
 # %% ../nbs/05_ablations.ipynb #a834afd1
 @call_parse
 @delegates(preset_overrides)
+@one_line_errors
 def ka_ablate(
     dataset:str=None,        # scenes (embedded, default), digits (embedded, real images), voc, cityscapes, context or folder
     root:str=None,           # folder holding the dataset (real datasets and your own folder)
@@ -279,6 +281,7 @@ def ka_ablate(
     out:str='ka_ablation',   # output folder: results, figure, checkpoints (rerun to resume)
     seeds:int=3,             # students trained with seeds 0..seeds-1; mean and std reported
     rows:str=None,           # comma-separated rows (default: all): baseline, adapt, aff, ka, kd_t2, kd_t4, kd_t6, fitnet, os8_baseline, os8_ka, os4_baseline, os4_ka
+    debug:store_true=False,  # on an error, print the whole traceback (also: KA_DEBUG=1)
     **kwargs,                # the `preset_overrides`
 ):
     "Run the paper's comparisons (ablation, KD, FitNet, output strides) with one recipe and several seeds; print the table."

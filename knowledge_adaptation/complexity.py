@@ -10,7 +10,8 @@ __all__ = ['PAPER_REFERENCE', 'count_complexity', 'complexity_rows', 'complexity
 import logging, warnings, contextlib
 import torch
 from torch import nn, Tensor
-from fastcore.script import call_parse
+from fastcore.script import call_parse, store_true
+from .cli import one_line_errors
 from .models import DeepLabV3Plus, MobileNetV2Seg
 from .files import as_path, resolve_dir, write_text
 from .report import md_table
@@ -111,12 +112,14 @@ def complexity_report(rows:list, size:int) -> str:
 
 # %% ../nbs/07_complexity.ipynb #8ecb1b12
 @call_parse
+@one_line_errors
 def ka_flops(size:int=512,                  # input height and width
              num_classes:int=21,            # classifier outputs (21 VOC, 19 Cityscapes, 59 Pascal Context)
              teachers:str='resnet50,resnet18',  # comma-separated teacher backbones ('' for none)
              strides:str='16,8,4',          # comma-separated student output strides ('' for none)
              teacher_stride:int=8,          # teacher output stride (8 or 16)
-             out:str=None):                 # also write the report to this markdown file (relative, absolute or ~)
+             out:str=None,                  # also write the report to this markdown file (relative, absolute or ~)
+             debug:store_true=False):       # on an error, print the whole traceback (also: KA_DEBUG=1)
     "Print fvcore MACs and parameter counts of the teacher(s) and student(s) as a markdown table."
     split = lambda s: [t.strip() for t in s.split(',') if t.strip()]
     if out is not None: out = as_path(out); resolve_dir(out.parent, 'folder of --out')   # checked before counting

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np, torch
 from torch import nn
 from fastcore.basics import listify
-from fastcore.script import call_parse
+from fastcore.script import call_parse, store_true
+from .cli import one_line_errors
 from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.callback.fp16 import MixedPrecision
@@ -271,6 +272,7 @@ def file_identity(path) -> dict:
 # %% ../nbs/04c_pipeline.ipynb #f125668e
 @call_parse
 @delegates(preset_overrides)
+@one_line_errors
 def ka_reproduce(
     dataset:str=None,        # scenes (embedded, default), digits (embedded, real images), shapes (embedded, the tutorial's), voc, cityscapes, context or folder
     root:str=None,           # folder holding the dataset (real datasets and your own folder)
@@ -279,6 +281,7 @@ def ka_reproduce(
     teacher:str=None,        # a trained teacher: an earlier run's teacher folder or its final.pth (stage 0 skipped)
     out:str='ka_output',     # output folder: results, pictures, checkpoints (rerun to resume)
     seeds:int=1,             # students trained with seeds 0..seeds-1; mean and std reported
+    debug:store_true=False,  # on an error, print the whole traceback (also: KA_DEBUG=1)
     **kwargs,                # the `preset_overrides`
 ):
     "Reproduce Knowledge Adaptation end to end: teacher, translator, baseline and KA students, evaluation."

@@ -14,7 +14,8 @@ import numpy as np, torch
 from torch import nn, Tensor
 from PIL import Image
 from torchvision import tv_tensors
-from fastcore.script import call_parse
+from fastcore.script import call_parse, store_true
+from .cli import one_line_errors
 from .files import as_path, resolve_dir, atomic_write
 from .transforms import valid_tfms
 from .datasets import read_image, colorize, as_palette
@@ -140,6 +141,8 @@ def write_predictions(student, images, out='ka_predictions', bs:int=8, device=No
     files = image_files(images)
     pal = check_palette(palette, student.num_classes)
     if not 0 <= alpha <= 1: raise ValueError(f'alpha={alpha}: it must be between 0 and 1')
+    if as_path(out) in {f.parent for f in files}:   # its masks and overlays would be read as images by the next run
+        raise ValueError(f'--out {as_path(out)} holds the images to segment: write the masks and overlays to another folder')
     dev, out = get_device(device), resolve_dir(out)
     written = [None] * len(files)
     for k, (i, img, mask) in enumerate(iter_predict(student, files, bs, dev)):
@@ -153,6 +156,7 @@ def write_predictions(student, images, out='ka_predictions', bs:int=8, device=No
     return written
 
 @call_parse
+@one_line_errors
 def ka_predict(
     student:str,               # a student file written by `KALearner.export_student` (e.g. ka_output/ka_student.pth), or an ONNX file by `export_onnx`
     images:str,                # an image file, or a folder: its .jpg, .jpeg and .png files
@@ -160,6 +164,7 @@ def ka_predict(
     bs:int=8,                  # images per batch (images of the same size are batched together)
     device:str=None,           # cuda or cpu (default: cuda if there is a GPU)
     alpha:float=0.5,           # weight of the mask's colours in the overlay
+    debug:store_true=False,    # on an error, print the whole traceback (also: KA_DEBUG=1)
 ):
     "Segment images with a trained student: a mask and an overlay per image."
     write_predictions(student, images, out, bs, device, alpha)

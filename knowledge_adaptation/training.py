@@ -8,7 +8,7 @@ __all__ = ['SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'sgd', 'freeze', 'sta
            'check_train_batches', 'history_table', 'fit_resumable', 'load_stage', 'evaluate']
 
 # %% ../nbs/00b_training.ipynb #8a3ca895
-import random, time, warnings
+import json, random, time, warnings
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -184,11 +184,17 @@ def check_train_batches(dl):
                          f'(an incomplete last batch is dropped); lower the batch size or add images')
 
 def _read_state(folder:Path, n_epoch:int) -> dict:
-    "The stage state in `folder`: None for a new stage, or (with a warning) when `state.json` cannot be read."
+    "The stage state in `folder`: None for a new stage, or (with a warning) when `state.json` cannot be read; an error if the stage had finished."
     sf = folder/'state.json'
     if not sf.exists(): return None
-    try: state = read_json(sf, 'stage state')
+    try:
+        state = read_json(sf, 'stage state')
+        if not (isinstance(state, dict) and isinstance(state.get('n_epoch'), int)):
+            raise CheckpointError(f'{sf} holds no stage state ({json.dumps(state)[:40]})')
     except CheckpointError as e:
+        if (folder/'final.pth').exists():   # a finished stage: its weights are not thrown away on a guess
+            raise CheckpointError(f'{e}, but the stage in {folder} has finished (final.pth): restore {sf.name}, or delete '
+                                  f'the folder {folder} to train the stage anew') from None
         warnings.warn(f'{e}: training the stage in {folder} again from its start'); return None
     if state['n_epoch'] != n_epoch:
         raise ValueError(f'{folder} holds a stage of {state["n_epoch"]} epochs, not {n_epoch}: use another output folder or delete it')

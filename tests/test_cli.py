@@ -109,3 +109,22 @@ def test_ka_reproduce_on_your_own_folder_and_with_your_teacher(tmp_path):
     assert set(abl['rows']) == {'baseline', 'ka'} and not (tmp_path/'runs'/'abl'/'teacher').exists()
     bad = _run(['ka_reproduce', '--dataset', 'folder', '--root', 'nowhere', '--out', 'x'], tmp_path, ok=False)
     assert bad.returncode != 0 and 'Expected layout' in bad.stderr and not (tmp_path/'x'/'teacher').exists()
+
+ERRORS = {   # a command with bad input -> what its one error line says
+    ('ka_reproduce', '--preset', 'gpu'): "ka_reproduce: error: unknown preset 'gpu'",
+    ('ka_reproduce', '--dataset', 'folder', '--root', 'nowhere'): 'ka_reproduce: error: folder not found',
+    ('ka_ablate', '--rows', 'kd'): "ka_ablate: error: unknown rows ['kd']",
+    ('ka_predict', 'nothing.pth', '.'): 'ka_predict: error: ',
+    ('ka_flops', '--strides', '3'): 'ka_flops: error: student output_stride must be one of',
+}
+
+@pytest.mark.parametrize('args', list(ERRORS), ids=[' '.join(a) for a in ERRORS])
+def test_input_errors_are_one_line_with_status_2(args, tmp_path):
+    "A fault of the input: its message alone on stderr, as argparse prints its own, and argparse's status 2."
+    r = _run(list(args), tmp_path, ok=False)
+    assert r.returncode == 2 and r.stderr.startswith(ERRORS[args]) and 'Traceback' not in r.stderr, (r.returncode, r.stderr[-2000:])
+
+def test_debug_shows_the_traceback(tmp_path):
+    for extra, env in ((['--debug'], {}), ([], {'KA_DEBUG': '1'})):
+        d = _run(['ka_reproduce', '--preset', 'gpu', *extra], tmp_path, ok=False, **env)
+        assert d.returncode == 1 and 'Traceback (most recent call last)' in d.stderr, d.stderr[-2000:]

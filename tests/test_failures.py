@@ -3,6 +3,7 @@ is wrong. Each test is tiny; each failed on the code before the fixes (c67bc41).
 import json
 from pathlib import Path
 import numpy as np, pytest, torch
+from knowledge_adaptation.files import CheckpointError
 from PIL import Image
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
@@ -104,11 +105,19 @@ def test_unreadable_final_weights_name_the_folder_to_delete(tmp_path):
     _truncate(tmp_path/'s'/'final.pth')
     with pytest.raises(ValueError, match=rf"final\.pth.*delete the folder {tmp_path/'s'}"): _stage(tmp_path/'s')
 
-def test_truncated_state_json_is_named_and_the_stage_retrained(tmp_path):
+@pytest.mark.parametrize('content', ['{"epochs_done": 1, "val', '{}', 'null'])
+def test_unreadable_state_json_of_a_finished_stage_stops(tmp_path, content):
+    "Truncated, empty or null: the stage had finished (final.pth), so nothing is retrained on a guess; the message says what to do."
+    _stage(tmp_path/'s')
+    (tmp_path/'s'/'state.json').write_text(content)
+    with pytest.raises(CheckpointError, match=rf"state\.json .*has finished \(final\.pth\): restore state\.json, or delete the folder"): _stage(tmp_path/'s')
+
+def test_unreadable_state_json_of_an_unfinished_stage_restarts_it(tmp_path):
     ref, _ = _stage(tmp_path/'straight')
     _stage(tmp_path/'s')
-    (tmp_path/'s'/'state.json').write_text('{"epochs_done": 1, "val')
-    with pytest.warns(UserWarning, match=r'state\.json is not readable'): again, st = _stage(tmp_path/'s')
+    (tmp_path/'s'/'final.pth').unlink()
+    (tmp_path/'s'/'state.json').write_text('{}')
+    with pytest.warns(UserWarning, match=r'holds no stage state'): again, st = _stage(tmp_path/'s')
     assert st['done'] and _same_weights(ref, again)
 
 # 7. errors with a message, before any training
