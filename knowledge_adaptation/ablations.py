@@ -23,7 +23,8 @@ from .pipeline import (run_data, teacher_stage, train_translator, train_student,
 from .distill import BETA, terms_need_code
 from .training import evaluate
 from .report import md_table, teacher_name, paired_diff
-from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json
+from contextlib import nullcontext
+from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json, folder_lock
 from .models import MobileNetV2Seg
 
 # %% ../nbs/05_ablations.ipynb #c3c4967e
@@ -108,41 +109,42 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
     is_main = rank_distrib() == 0
     dls = run_data(cfg, root, sbd_root, dls)
     given = teacher                                   # a teacher file, if any (the name `teacher` is the stage below)
-    if is_main: check_config(out, cfg, data_identity(dls, root, sbd_root, given))
-    (out/'runs').mkdir(exist_ok=True)
-    done = {f.name for f in (out/'runs').iterdir()}   # read once: under DDP, every process takes the same decisions
-    todo = [(name, seed) for seed in range(seeds) for name in names if run_path(out, name, seed).name not in done]
-    log(f'{cfg.name} on {cfg.dataset}: {len(names) * seeds - len(todo)} of {len(names) * seeds} (row, seed) results in {out}, {len(todo)} to train')
+    with folder_lock(out) if is_main else nullcontext():   # one run per folder: a second process stops at once
+        if is_main: check_config(out, cfg, data_identity(dls, root, sbd_root, given))
+        (out/'runs').mkdir(exist_ok=True)
+        done = {f.name for f in (out/'runs').iterdir()}   # read once: under DDP, every process takes the same decisions
+        todo = [(name, seed) for seed in range(seeds) for name in names if run_path(out, name, seed).name not in done]
+        log(f'{cfg.name} on {cfg.dataset}: {len(names) * seeds - len(todo)} of {len(names) * seeds} (row, seed) results in {out}, {len(todo)} to train')
 
-    @cache
-    def teacher():
-        t, st = teacher_stage(cfg, dls, out/'teacher', given, log)
-        if 'teacher.json' not in done:
-            r = evaluate(t, dls)
-            if is_main: write_json(out/'runs'/'teacher.json', dict(seconds=st['seconds'], **r))
-        return t
+        @cache
+        def teacher():
+            t, st = teacher_stage(cfg, dls, out/'teacher', given, log)
+            if 'teacher.json' not in done:
+                r = evaluate(t, dls)
+                if is_main: write_json(out/'runs'/'teacher.json', dict(seconds=st['seconds'], **r))
+            return t
 
-    @cache
-    def translator(stride:int):   # one per code stride, shared by the rows whose code sits there
-        tr, st = train_translator(cfg, dls, teacher(), out/f'translator_os{stride}', stride, log)
-        if is_main and (f := out/'runs'/f'translator_os{stride}.json').name not in done: write_json(f, dict(seconds=st['seconds']))
-        return tr
+        @cache
+        def translator(stride:int):   # one per code stride, shared by the rows whose code sits there
+            tr, st = train_translator(cfg, dls, teacher(), out/f'translator_os{stride}', stride, log)
+            if is_main and (f := out/'runs'/f'translator_os{stride}.json').name not in done: write_json(f, dict(seconds=st['seconds']))
+            return tr
 
-    for name, seed in todo:
-        row = ROWS[name]
-        log(f'{name}, seed {seed}: {row.label}, OS{row.stride}')
-        learn, st = train_student(cfg, dls, teacher() if row.needs_teacher else None,
-                                  translator(code_stride(cfg, row.stride)) if row.needs_translator else None,
-                                  out/'students'/f'{name}_seed{seed}', seed, row.terms, row.stride, log, **row.ka_kwargs)
-        r = evaluate(learn.student, dls)
-        if is_main: write_json(run_path(out, name, seed), dict(row=name, seed=seed, seconds=st['seconds'], **r))
-    distrib_barrier()
-    res = ablation_results(out, names, seeds, cfg, dls)
-    if is_main:
-        write_json(out/'results.json', res)
-        write_text(out/'results.md', ablation_markdown(res))
-        save_figure(plot_miou_vs_gmacs(res), out/'miou_vs_gmacs.png')
-    return res
+        for name, seed in todo:
+            row = ROWS[name]
+            log(f'{name}, seed {seed}: {row.label}, OS{row.stride}')
+            learn, st = train_student(cfg, dls, teacher() if row.needs_teacher else None,
+                                      translator(code_stride(cfg, row.stride)) if row.needs_translator else None,
+                                      out/'students'/f'{name}_seed{seed}', seed, row.terms, row.stride, log, **row.ka_kwargs)
+            r = evaluate(learn.student, dls)
+            if is_main: write_json(run_path(out, name, seed), dict(row=name, seed=seed, seconds=st['seconds'], **r))
+        distrib_barrier()
+        res = ablation_results(out, names, seeds, cfg, dls)
+        if is_main:
+            write_json(out/'results.json', res)
+            write_text(out/'results.md', ablation_markdown(res))
+            save_figure(plot_miou_vs_gmacs(res), out/'miou_vs_gmacs.png')
+        return res
 
 # %% ../nbs/05_ablations.ipynb #1a866ea7
 def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:

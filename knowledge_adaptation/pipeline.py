@@ -21,7 +21,8 @@ from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.callback.fp16 import MixedPrecision
 from fastai.torch_core import set_seed, rank_distrib, distrib_barrier
-from .files import as_path, resolve_dir, write_json, write_text, read_json, save_figure, torch_read, CheckpointError
+from contextlib import nullcontext
+from .files import as_path, resolve_dir, write_json, write_text, read_json, save_figure, torch_read, CheckpointError, folder_lock
 from .training import seg_loss, sgd, poly_scheduler, check_classes, check_train_batches, fit_resumable, load_stage, evaluate
 from .autoencoder import KnowledgeTranslator, translator_learner, translator_strides, save_encoder
 from .models import DeepLabV3Plus, MobileNetV2Seg, TorchvisionDeepLabV3, TV_TEACHERS
@@ -197,45 +198,46 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
     out, root = resolve_dir(out), None if root is None else as_path(root)   # resolved once: nothing below depends on the working directory
     is_main = rank_distrib() == 0
     dls = run_data(cfg, root, sbd_root, dls)
-    if is_main: check_config(out, cfg, data_identity(dls, root, sbd_root, teacher))   # the folder's identity, once the data has loaded
-    n, n_train = dls.n_classes, len(dls.train.dataset)
-    crop = dls.crop_size
-    name = getattr(dls, 'name', '') or cfg.dataset
-    log(f'dataset {name}: {n_train} training / {len(dls.valid.dataset)} validation images, {n} classes, crop {crop}')
-    stages = {}
-    teacher, stages['teacher'] = teacher_stage(cfg, dls, out/'teacher', teacher, log)
-    tr, stages['translator'] = train_translator(cfg, dls, teacher, out/'translator', log=log)
-    if is_main: save_encoder(tr, out/'encoder.pth')
-    # stage 2: the students, baseline and KA, with the same seeds
-    runs, models = {'baseline': [], 'ka': []}, {}
-    for seed in range(seeds):
-        for kind, terms in STUDENTS.items():
-            learn, st = train_student(cfg, dls, teacher, tr, out/f'{kind}_seed{seed}', seed, terms, log=log)
-            stages[f'{kind}_seed{seed}'] = st
-            runs[kind].append(dict(seed=seed, seconds=st['seconds'], **evaluate(learn.student, dls)))
-            if seed == 0: models[kind] = learn.student; learn.export_student(out/f'{kind}_student.pth')
-    t_eval = evaluate(teacher, dls)
-    res = dict(config=asdict(cfg), seeds=seeds, crop=crop, dataset=dict(name=name, n_train=n_train, n_valid=len(dls.valid.dataset),
-                                                                     class_names=list(dls.class_names)),
-               teacher=dict(**t_eval, seconds=stages['teacher']['seconds'], **model_cost(teacher, crop)),
-               translator=dict(seconds=stages['translator']['seconds'], history=stages['translator']))
-    for kind in runs:
-        rs = runs[kind]
-        m, sd = mean_std([r['miou'] for r in rs])
-        per = {c: _nanmean([r['per_class'][c] for r in rs]) for c in rs[0]['per_class']}
-        res[kind] = dict(miou=m, miou_std=sd, per_class=per, seconds=float(np.mean([r['seconds'] for r in rs])),
-                         runs=rs, **model_cost(models[kind], crop))
-    res['gain'] = res['ka']['miou'] - res['baseline']['miou']
-    res['history'] = {k: dict(names=v['names'], values=v['values']) for k, v in stages.items() if v['values']}
-    if is_main:
-        write_json(out/'results.json', res)
-        write_text(out/'results.md', results_markdown(res))
-        save_figure(plot_curves(res['history']), out/'curves.png')
-        save_figure(plot_predictions(dls, teacher, models['baseline'], models['ka']), out/'predictions.png')
-        save_figure(plot_affinities(dls, teacher, tr, models['baseline'], models['ka']), out/'affinity.png')
-        log(results_markdown(res))
-    distrib_barrier()
-    return res
+    with folder_lock(out) if is_main else nullcontext():   # one run per folder: a second process stops at once
+        if is_main: check_config(out, cfg, data_identity(dls, root, sbd_root, teacher))   # the folder's identity, once the data has loaded
+        n, n_train = dls.n_classes, len(dls.train.dataset)
+        crop = dls.crop_size
+        name = getattr(dls, 'name', '') or cfg.dataset
+        log(f'dataset {name}: {n_train} training / {len(dls.valid.dataset)} validation images, {n} classes, crop {crop}')
+        stages = {}
+        teacher, stages['teacher'] = teacher_stage(cfg, dls, out/'teacher', teacher, log)
+        tr, stages['translator'] = train_translator(cfg, dls, teacher, out/'translator', log=log)
+        if is_main: save_encoder(tr, out/'encoder.pth')
+        # stage 2: the students, baseline and KA, with the same seeds
+        runs, models = {'baseline': [], 'ka': []}, {}
+        for seed in range(seeds):
+            for kind, terms in STUDENTS.items():
+                learn, st = train_student(cfg, dls, teacher, tr, out/f'{kind}_seed{seed}', seed, terms, log=log)
+                stages[f'{kind}_seed{seed}'] = st
+                runs[kind].append(dict(seed=seed, seconds=st['seconds'], **evaluate(learn.student, dls)))
+                if seed == 0: models[kind] = learn.student; learn.export_student(out/f'{kind}_student.pth')
+        t_eval = evaluate(teacher, dls)
+        res = dict(config=asdict(cfg), seeds=seeds, crop=crop, dataset=dict(name=name, n_train=n_train, n_valid=len(dls.valid.dataset),
+                                                                         class_names=list(dls.class_names)),
+                   teacher=dict(**t_eval, seconds=stages['teacher']['seconds'], **model_cost(teacher, crop)),
+                   translator=dict(seconds=stages['translator']['seconds'], history=stages['translator']))
+        for kind in runs:
+            rs = runs[kind]
+            m, sd = mean_std([r['miou'] for r in rs])
+            per = {c: _nanmean([r['per_class'][c] for r in rs]) for c in rs[0]['per_class']}
+            res[kind] = dict(miou=m, miou_std=sd, per_class=per, seconds=float(np.mean([r['seconds'] for r in rs])),
+                             runs=rs, **model_cost(models[kind], crop))
+        res['gain'] = res['ka']['miou'] - res['baseline']['miou']
+        res['history'] = {k: dict(names=v['names'], values=v['values']) for k, v in stages.items() if v['values']}
+        if is_main:
+            write_json(out/'results.json', res)
+            write_text(out/'results.md', results_markdown(res))
+            save_figure(plot_curves(res['history']), out/'curves.png')
+            save_figure(plot_predictions(dls, teacher, models['baseline'], models['ka']), out/'predictions.png')
+            save_figure(plot_affinities(dls, teacher, tr, models['baseline'], models['ka']), out/'affinity.png')
+            log(results_markdown(res))
+        distrib_barrier()
+        return res
 
 # %% ../nbs/04c_pipeline.ipynb #9ae34bf1
 def teacher_file(path) -> Path:

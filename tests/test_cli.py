@@ -128,3 +128,18 @@ def test_debug_shows_the_traceback(tmp_path):
     for extra, env in ((['--debug'], {}), ([], {'KA_DEBUG': '1'})):
         d = _run(['ka_reproduce', '--preset', 'gpu', *extra], tmp_path, ok=False, **env)
         assert d.returncode == 1 and 'Traceback (most recent call last)' in d.stderr, d.stderr[-2000:]
+
+def test_two_runs_on_one_folder(tmp_path):
+    "The second run on a folder in use stops at once, naming the folder and the first run's process; the first is not disturbed."
+    import time
+    args = [_script('ka_reproduce'), *TINY, '--teacher_epochs', '30', '--out', 'race']
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, OMP_NUM_THREADS='1'))
+    try:
+        for _ in range(600):                                           # until the first holds the folder
+            if (tmp_path/'race'/'config.json').exists(): break
+            time.sleep(0.2)
+        r = _run(['ka_reproduce', *TINY, '--teacher_epochs', '30', '--out', 'race'], tmp_path, ok=False)
+        assert r.returncode == 2 and f'race is in use by another run (process {first.pid})' in r.stderr, r.stderr[-2000:]
+        assert first.poll() is None                                    # still training
+    finally: first.kill(); first.wait()
