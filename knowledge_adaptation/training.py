@@ -8,7 +8,7 @@ __all__ = ['SchedPolyDecay', 'poly_scheduler', 'seg_loss', 'sgd', 'freeze', 'sta
            'check_train_batches', 'history_table', 'fit_resumable', 'load_stage', 'evaluate']
 
 # %% ../nbs/00b_training.ipynb #8a3ca895
-import json, random, time, warnings
+import json, math, random, time, warnings
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -227,6 +227,10 @@ def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bo
     ck, start = EpochCheckpoint(folder, state), (state or {}).get('epochs_done', 0)
     if start < n_epoch:
         with distrib(learn, distributed): learn.fit(n_epoch, cbs=[EpochSeed(seed), ck], start_epoch=start)
+    loss = (ck.state.get('values') or [[None]])[-1][0]   # the last epoch's training loss
+    if loss is None or not math.isfinite(loss):        # never marked finished: a rerun would not train it again
+        raise ValueError(f'the stage in {folder} ended with a training loss of {loss}: it is not marked finished. Are all its '
+                         f'training labels void (255)? Else lower the learning rate')
     save_checkpoint(learn, folder/'final.pth', with_opt=False)
     state = dict(ck.state, done=True)
     if rank_distrib() == 0: write_json(folder/'state.json', state)

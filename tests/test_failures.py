@@ -164,3 +164,15 @@ def test_checkpoints_ignore_learn_path_and_model_dir(tmp_path, monkeypatch):
     with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 1, 'stage', seed=0)     # a relative stage folder
     assert {p.name for p in (tmp_path/'stage').iterdir()} >= {'last.pth', 'final.pth', 'state.json'}
     assert not (tmp_path/'elsewhere').exists() and not (tmp_path/'models').exists()
+
+def test_a_stage_whose_loss_is_not_finite_is_never_marked_finished(tmp_path):
+    "All training labels void: the cross-entropy has nothing to average (NaN). The stage stops, and is not done."
+    from fastai.learner import Learner
+    from knowledge_adaptation.training import seg_loss
+    class _Void(Callback):
+        def before_batch(self): self.learn.yb = (torch.full_like(self.yb[0], 255),)
+    dls = _dls()
+    learn = Learner(dls, MobileNetV2Seg(dls.n_classes), loss_func=seg_loss(), lr=0.01, cbs=_Void())   # as a teacher trains
+    with pytest.raises(ValueError, match=r'ended with a training loss of nan: it is not marked finished\. Are all its training labels void'):
+        with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 1, tmp_path/'s', seed=0)
+    assert not json.loads((tmp_path/'s'/'state.json').read_text())['done'] and not (tmp_path/'s'/'final.pth').exists()
