@@ -19,6 +19,7 @@ FOLDER_LAYOUT = """root/
     images/{train,val}/NAME.jpg      (or .jpeg, .png)
     masks/{train,val}/NAME.png       class indices 0..n-1, 255 = void (single-channel or palette PNG);
                                      or RGB colours, mapped through the colours of classes.json
+                                     (palette PNGs too, when classes.json gives colours)
     classes.txt                      one class name per line, in label order
   or classes.json                    {"classes": [{"name": "road", "color": [128, 64, 128]}, ...],
                                       "void": [0, 0, 0]}   ("void" optional: that colour -> 255)"""
@@ -117,7 +118,9 @@ def folder_dataset(root, split:str='train', tfm=None, masks:str='auto') -> FileS
     cls = read_classes(root)
     images, mask_files = folder_pairs(root, split)
     names, colors = cls['names'], cls['colors']
-    if masks == 'auto': masks = 'colour' if image_header(mask_files[0], 'mask')[1] in ('RGB', 'RGBA') else 'index'   # from the first mask's header
+    if masks == 'auto':   # from the first mask's header: RGB masks, and palette (P) masks when classes.json gives colours, are read by colour
+        mode = image_header(mask_files[0], 'mask')[1]
+        masks = 'colour' if mode in ('RGB', 'RGBA') or (mode == 'P' and colors is not None) else 'index'
     if masks == 'colour' and colors is None:
         raise ValueError(f'{mask_files[0]} is an RGB (colour) mask: give each class its colour in {root/"classes.json"}\nExpected layout:\n{FOLDER_LAYOUT}')
     if masks == 'colour':
