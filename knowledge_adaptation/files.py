@@ -7,7 +7,7 @@ __all__ = ['as_path', 'resolve_dir', 'folder_lock', 'atomic_write', 'write_json'
            'CheckpointError', 'read_failure', 'torch_read', 'read_json']
 
 # %% ../nbs/00a_files.ipynb #ef813664
-import json, math, os, tempfile
+import errno, json, math, os, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -40,6 +40,7 @@ def folder_lock(folder, what:str='output folder'):
         raise ValueError(f'the {what} {folder} is in use by another run (process {pid}): wait for it to end, or choose another folder') from None
     try:
         (folder/'.lock.pid').write_text(str(os.getpid()))
+        for t in folder.rglob('.*.tmp'): t.unlink(missing_ok=True)   # left by a killed writer (`atomic_write`): none is live now
         yield folder
     finally: lock.release()
 
@@ -52,6 +53,10 @@ def atomic_write(path, write) -> Path:
         with open(tmp, 'wb') as f:
             write(f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:   # torch.save reports a full disk as a RuntimeError ('unexpected pos'): say what it is
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or shutil.disk_usage(path.parent).free < 16 * 2**20:
+            raise OSError(errno.ENOSPC, f'no space left on the disk writing {path}', str(path)) from e
+        raise
     finally: tmp.unlink(missing_ok=True)
     return path
 
