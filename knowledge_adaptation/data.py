@@ -181,5 +181,5 @@ def as_seg_dataset(ds, n_classes:int=None, class_names=None, palette=None) -> Se
 
 # %% ../nbs/08_data.ipynb #ec177cf9
 def dataset_fingerprint(ds:SegDataset) -> str:
-    "A short hash of what `ds` holds (`ds.identity()`): its files' paths (a dataset of files) or its generator's parameters (scenes)."
+    "A short hash of what `ds` holds (`ds.identity()`): its classes and its files' paths, sizes and modification times (a dataset of files), or its generator's parameters (scenes)."
     return hashlib.sha1(json.dumps(ds.identity(), default=str).encode()).hexdigest()[:16]

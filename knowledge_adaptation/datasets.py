@@ -9,6 +9,7 @@ __all__ = ['VOC_CLASSES', 'VOC_LAYOUT', 'SBD_LAYOUT', 'CITYSCAPES_CLASSES', 'CIT
            'cityscapes_dataset', 'context_dataset', 'image_header', 'check_dataset']
 
 # %% ../nbs/08b_datasets.ipynb #6ec5c6d7
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -136,8 +137,9 @@ class FileSegDataset(SegDataset):
         _check_sizes(self.images[i], (img.shape[2], img.shape[1]), self.masks[i], (m.shape[1], m.shape[0]))
         return img, torch.from_numpy(m)
     def identity(self) -> list:
-        "The paths of its files (images, then masks)."
-        return [str(p) for p in self.images + self.masks]
+        "Its classes, and each file's path, size and modification time (images, then masks): data edited in place is other data."
+        stat = lambda p: (s := os.stat(p), [str(p), s.st_size, s.st_mtime_ns])[1]
+        return [list(self.class_names or []), self.label_desc] + [stat(p) for p in self.images + self.masks]
 
 def _check_sizes(img, img_wh:tuple, mask, mask_wh:tuple):
     "Raise `ValueError` unless image and mask have the same (width, height)."
