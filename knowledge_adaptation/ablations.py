@@ -18,14 +18,13 @@ from .cli import one_line_errors
 from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
 from .presets import Preset, PRESETS, get_preset, check_seeds, preset_overrides, cli_overrides
-from .pipeline import (run_data, teacher_stage, train_translator, train_student, mean_std, model_cost, check_config,
+from .pipeline import (run_data, teacher_stage, train_translator, train_student, mean_std, model_cost, check_config, student_feature_stride, build_student,
                                            code_stride, build_teacher, data_identity)
 from .distill import BETA, terms_need_code
 from .training import evaluate
-from .report import md_table, teacher_name, paired_diff
+from .report import md_table, teacher_name, student_name, paired_diff
 from contextlib import nullcontext
 from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json, folder_lock
-from .models import MobileNetV2Seg
 
 # %% ../nbs/05_ablations.ipynb #c3c4967e
 @dataclass(frozen=True)
@@ -105,6 +104,9 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
     "Train every (row, seed) of `rows` (default: all) with seeds 0..`seeds`-1 not yet finished in `out`; write the table."
     cfg, names = ablation_preset(preset, dataset=dataset, **overrides), pick_rows(rows)
     check_seeds(seeds)
+    if cfg.student_arch != 'mobilenetv2' and (strided := [r for r in names if ROWS[r].stride != cfg.student_stride]):
+        raise ValueError(f"rows {', '.join(strided)} vary the output stride of the project's MobileNetV2; {cfg.student_arch} has "
+                         f"its own: pass --rows without them")
     out, root = resolve_dir(out), None if root is None else as_path(root)
     is_main = rank_distrib() == 0
     dls = run_data(cfg, root, sbd_root, dls)
@@ -130,11 +132,13 @@ def ablate(preset:str='cpu', out='ka_ablation', seeds:int=3, rows=None, dataset:
             if is_main and (f := out/'runs'/f'translator_os{stride}.json').name not in done: write_json(f, dict(seconds=st['seconds']))
             return tr
 
+        own = cfg.student_arch == 'mobilenetv2'
+        tv_stride = None if own else student_feature_stride(cfg, dls.n_classes)   # a torchvision student's code: on its feature's grid
         for name, seed in todo:
             row = ROWS[name]
             log(f'{name}, seed {seed}: {row.label}, OS{row.stride}')
             learn, st = train_student(cfg, dls, teacher() if row.needs_teacher else None,
-                                      translator(code_stride(cfg, row.stride)) if row.needs_translator else None,
+                                      translator(code_stride(cfg, row.stride if own else tv_stride)) if row.needs_translator else None,
                                       out/'students'/f'{name}_seed{seed}', seed, row.terms, row.stride, log, **row.ka_kwargs)
             r = evaluate(learn.student, dls)
             if is_main: write_json(run_path(out, name, seed), dict(row=name, seed=seed, seconds=st['seconds'], **r))
@@ -151,7 +155,7 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     "The table from `out/runs`: per row, mIoU mean and std over seeds, training time, GMACs and parameters."
     out, n = Path(out), dls.n_classes
     crop = dls.crop_size
-    cost = {s: model_cost(MobileNetV2Seg(n, s, cfg.width_mult), crop) for s in sorted({ROWS[k].stride for k in names})}
+    cost = {s: model_cost(build_student(cfg, n, s), crop) for s in sorted({ROWS[k].stride for k in names})}
     rows = {}
     for name in names:
         runs = [_read_json(f) for s in range(seeds) if (f := run_path(out, name, s)).exists()]
@@ -266,7 +270,7 @@ def plot_miou_vs_gmacs(res:dict):
     ax.grid(alpha=.3)
     ax.set_xlabel(f"GMACs at {res['crop']}x{res['crop']} (fvcore: 1 multiply-add = 1 flop; ReLU, additions not counted)", fontsize=8)
     ax.set_ylabel('validation mIoU (%)'); ax.legend(fontsize=8)
-    ax.set_title(f"MobileNetV2 students, {res['dataset']['name']}, {res['seeds']} seed(s)", fontsize=9)
+    ax.set_title(f"{student_name(res['config']).split(',')[0]} students, {res['dataset']['name']}, {res['seeds']} seed(s)", fontsize=9)
     fig.tight_layout()
     return fig
 

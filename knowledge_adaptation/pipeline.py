@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['STUDENTS', 'check_data', 'data_identity', 'check_config', 'teacher_learner', 'n_epochs', 'mean_std', 'model_cost',
            'embedded', 'preset_dls', 'with_memory_format', 'build_teacher', 'train_teacher', 'code_stride',
-           'build_translator', 'train_translator', 'student_learner', 'train_student', 'ready_teacher', 'teacher_stage',
-           'run_data', 'reproduce', 'teacher_file', 'given_teacher', 'file_identity', 'ka_reproduce']
+           'build_translator', 'train_translator', 'build_student', 'student_feature_stride', 'student_learner',
+           'train_student', 'ready_teacher', 'teacher_stage', 'run_data', 'reproduce', 'teacher_file', 'given_teacher',
+           'file_identity', 'ka_reproduce']
 
 # %% ../nbs/04c_pipeline.ipynb #6fa0ff0c
 import hashlib, json, math, time
@@ -26,6 +27,7 @@ from .files import as_path, resolve_dir, write_json, write_text, read_json, save
 from .training import seg_loss, sgd, poly_scheduler, check_classes, check_train_batches, fit_resumable, load_stage, evaluate
 from .autoencoder import KnowledgeTranslator, translator_learner, translator_strides, save_encoder
 from .models import DeepLabV3Plus, MobileNetV2Seg, TorchvisionDeepLabV3, TV_TEACHERS
+from .features import tv_network
 from .metrics import MeanIoU
 from .complexity import count_complexity
 from .data import seg_dls, dataset_fingerprint, EMBEDDED
@@ -119,6 +121,8 @@ def build_teacher(cfg:Preset, n_classes:int, weights:bool=True) -> nn.Module:
     if cfg.teacher_arch in TV_TEACHERS:
         tw = cfg.teacher_weights if weights else None
         return TorchvisionDeepLabV3(n_classes, cfg.teacher_arch, weights=tw, pretrained_backbone=weights and cfg.pretrained_backbone and not tw)
+    if cfg.teacher_arch != 'deeplabv3plus':   # any other torchvision builder, untrained, with its feature
+        return tv_network(cfg.teacher_arch, n_classes, None if cfg.teacher_feature == 'decoder' else cfg.teacher_feature)
     return DeepLabV3Plus(n_classes, cfg.teacher_backbone, cfg.teacher_stride, weights and cfg.pretrained_backbone, feature=cfg.teacher_feature)
 
 def train_teacher(cfg:Preset, dls, folder, log=print):
@@ -149,11 +153,23 @@ def train_translator(cfg:Preset, dls, teacher:nn.Module, folder, student_stride:
 
 STUDENTS = {'baseline': (), 'ka': ('adapt', 'aff')}   # the two students of a run and their distillation terms
 
+def build_student(cfg:Preset, n_classes:int, student_stride:int=None) -> nn.Module:
+    "The student of `cfg`, untrained: the project's MobileNetV2 at `student_stride` (default `cfg`'s), or a torchvision network (`cfg.student_arch`)."
+    if cfg.student_arch == 'mobilenetv2':
+        return MobileNetV2Seg(n_classes, student_stride or cfg.student_stride, cfg.width_mult, cfg.pretrained_backbone)
+    if student_stride not in (None, cfg.student_stride):
+        raise ValueError(f'{cfg.student_arch} has its own output stride: the strides 16, 8 and 4 are those of the project\'s MobileNetV2')
+    return tv_network(cfg.student_arch, n_classes, cfg.student_feature)
+
+def student_feature_stride(cfg:Preset, n_classes:int, student_stride:int=None) -> int:
+    "The stride of the feature the student of `cfg` distils: `student_stride` (or `cfg`'s) for the project's, measured for a torchvision one."
+    return student_stride or cfg.student_stride if cfg.student_arch == 'mobilenetv2' else build_student(cfg, n_classes).feature_stride
+
 def student_learner(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTranslator, seed:int=0, terms=(),
                     student_stride:int=None, **ka_kwargs) -> KALearner:
     "The stage-2 `KALearner` of `cfg`, untrained: a student at `student_stride` (default `cfg`'s) with the distillation `terms`, initialised by `seed`."
     set_seed(seed)
-    student = MobileNetV2Seg(dls.n_classes, student_stride or cfg.student_stride, cfg.width_mult, cfg.pretrained_backbone)
+    student = build_student(cfg, dls.n_classes, student_stride)
     learn = KALearner(dls, student, teacher, translator, cfg.beta, cfg.gamma, terms=terms, lr=cfg.student_lr, wd=cfg.wd,
                       mom=cfg.mom, channel_mean=cfg.adapt_channel_mean, fp16=cfg.fp16, **{'grid': cfg.grid, **ka_kwargs})
     with_memory_format(cfg, learn.model)           # the student and its adapters
@@ -206,7 +222,7 @@ def reproduce(preset:str='cpu', out='ka_output', seeds:int=1, dataset:str=None, 
         log(f'dataset {name}: {n_train} training / {len(dls.valid.dataset)} validation images, {n} classes, crop {crop}')
         stages = {}
         teacher, stages['teacher'] = teacher_stage(cfg, dls, out/'teacher', teacher, log)
-        tr, stages['translator'] = train_translator(cfg, dls, teacher, out/'translator', log=log)
+        tr, stages['translator'] = train_translator(cfg, dls, teacher, out/'translator', student_feature_stride(cfg, n), log=log)
         if is_main: save_encoder(tr, out/'encoder.pth')
         # stage 2: the students, baseline and KA, with the same seeds
         runs, models = {'baseline': [], 'ka': []}, {}

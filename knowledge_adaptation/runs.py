@@ -16,7 +16,7 @@ from .distill import load_student, term_grad_norms
 from .affinity import affinity_gap
 from .report import md_table
 from .presets import Preset
-from .pipeline import build_teacher, build_translator, ready_teacher, run_data, reproduce, student_learner, STUDENTS, mean_std
+from .pipeline import build_teacher, build_translator, ready_teacher, run_data, reproduce, student_learner, STUDENTS, mean_std, student_feature_stride
 
 # %% ../nbs/04e_runs.ipynb #1d314e0f
 def read_config(out) -> tuple:
@@ -48,7 +48,7 @@ def load_run(out, root=None, sbd_root=None) -> AttrDict:
     given = data.get('teacher', {}).get('path')                       # the file a `--teacher` run was given
     if (teacher := ready_teacher(cfg, dls.n_classes, given)) is not None: teacher.eval()
     else: teacher, _ = load_teacher(cfg, out/'teacher', dls.n_classes)
-    translator, _ = load_translator(cfg, teacher, out/'translator')
+    translator, _ = load_translator(cfg, teacher, out/'translator', student_feature_stride(cfg, dls.n_classes))
     return AttrDict(cfg=cfg, dls=dls, teacher=teacher, translator=translator, baseline=load_student(out/'baseline_student.pth'),
                     ka=load_student(out/'ka_student.pth'), results=read_json(out/'results.json', 'run results'))
 

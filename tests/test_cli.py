@@ -143,3 +143,19 @@ def test_two_runs_on_one_folder(tmp_path):
         assert r.returncode == 2 and f'race is in use by another run (process {first.pid})' in r.stderr, r.stderr[-2000:]
         assert first.poll() is None                                    # still training
     finally: first.kill(); first.wait()
+
+def test_torchvision_teacher_and_student_on_the_command_line(tmp_path):
+    "--teacher_arch and --student take torchvision's segmentation builders: every stage, the export, the ablation's rows that apply."
+    tv = [*TINY, '--teacher_arch', 'deeplabv3_mobilenet_v3_large', '--student', 'lraspp_mobilenet_v3_large']
+    r = _run(['ka_reproduce', *tv, '--out', 'tv'], tmp_path)
+    res = json.loads((tmp_path/'tv'/'results.json').read_text())
+    assert (res['config']['student_arch'], res['config']['teacher_arch']) == ('lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large')
+    assert 'baseline student (torchvision lraspp_mobilenet_v3_large)' in (tmp_path/'tv'/'results.md').read_text()
+    from knowledge_adaptation.distill import load_student
+    s = load_student(tmp_path/'tv'/'ka_student.pth')
+    assert type(s.source[0]).__name__ == 'LRASPP' and s.feature == 'backbone.16'
+    bad = _run(['ka_ablate', *tv, '--out', 'tv_abl', '--seeds', '1'], tmp_path, ok=False)
+    assert bad.returncode == 2 and 'rows os8_baseline, os8_ka, os4_baseline, os4_ka vary the output stride' in bad.stderr, bad.stderr[-1000:]
+    _run(['ka_ablate', *tv, '--out', 'tv_abl', '--seeds', '1', '--rows', 'baseline,ka'], tmp_path)
+    abl = json.loads((tmp_path/'tv_abl'/'results.json').read_text())
+    assert set(abl['rows']) == {'baseline', 'ka'}
