@@ -161,9 +161,9 @@ def build_student(cfg:Preset, n_classes:int, student_stride:int=None) -> nn.Modu
         raise ValueError(f'{cfg.student_arch} has its own output stride: the strides 16, 8 and 4 are those of the project\'s MobileNetV2')
     return tv_network(cfg.student_arch, n_classes, cfg.student_feature)
 
-def student_feature_stride(cfg:Preset, n_classes:int, student_stride:int=None) -> int:
-    "The stride of the feature the student of `cfg` distils: `student_stride` (or `cfg`'s) for the project's, measured for a torchvision one."
-    return student_stride or cfg.student_stride if cfg.student_arch == 'mobilenetv2' else build_student(cfg, n_classes).feature_stride
+def student_feature_stride(cfg:Preset, n_classes:int) -> int:
+    "The stride of the feature the student of `cfg` distils: `cfg.student_stride` for the project's, measured for a torchvision one."
+    return cfg.student_stride if cfg.student_arch == 'mobilenetv2' else build_student(cfg, n_classes).feature_stride
 
 def student_learner(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTranslator, seed:int=0, terms=(),
                     student_stride:int=None, **ka_kwargs) -> KALearner:
