@@ -6,12 +6,15 @@
 __all__ = ['VOC_CLASSES', 'VOC_LAYOUT', 'SBD_LAYOUT', 'CITYSCAPES_CLASSES', 'CITYSCAPES_LAYOUT', 'CONTEXT_CLASSES',
            'CONTEXT_LAYOUT', 'voc_palette', 'as_palette', 'colorize', 'read_image', 'read_label', 'label_lut',
            'apply_lut', 'one_thread', 'item_seed', 'SegDataset', 'FileSegDataset', 'sbd_to_png', 'voc_dataset',
-           'cityscapes_dataset', 'context_dataset', 'image_header', 'check_dataset']
+           'cityscapes_dataset', 'context_dataset', 'image_header', 'each_item', 'check_dataset']
 
 # %% ../nbs/08b_datasets.ipynb #6ec5c6d7
-import os
+import os, time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from fastprogress.fastprogress import progress_bar
 
 import numpy as np
 import torch
@@ -231,8 +234,8 @@ CITYSCAPES_LAYOUT = """root/
     leftImg8bit/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png
     gtFine/{split}/{city}/{city}_{seq}_{frame}_gtFine_labelIds.png     label ids 0..33"""
 
-def _cityscapes_lut():
-    return label_lut({c.id: (c.train_id if 0 <= c.train_id < 19 else IGNORE_INDEX) for c in _CS if c.id >= 0})
+def _cityscapes_lut():   # no void value: 255 is no label id (the train-id files use it), so a train-id file stops
+    return label_lut({c.id: (c.train_id if 0 <= c.train_id < 19 else IGNORE_INDEX) for c in _CS if c.id >= 0}, void=())
 
 def _cityscapes_palette():
     pal = voc_palette()
@@ -251,7 +254,8 @@ def cityscapes_dataset(root, split:str='train', tfm=None) -> FileSegDataset:
     if not images: raise FileNotFoundError(f'no *_leftImg8bit.png under {img_dir}\nExpected layout:\n{CITYSCAPES_LAYOUT}')
     masks = [gt_dir / p.parent.name / p.name.replace('_leftImg8bit.png', '_gtFine_labelIds.png') for p in images]
     return FileSegDataset(images, masks, _cityscapes_lut(), 19, CITYSCAPES_CLASSES, _cityscapes_palette(), tfm,
-                          f'cityscapes/{split}', 'Cityscapes label ids 0..33')
+                          f'cityscapes/{split}', 'Cityscapes label ids 0..33, as *_gtFine_labelIds.png holds them; 255 is the void of '
+                          '*_labelTrainIds.png files, which hold train ids')
 
 # %% ../nbs/08b_datasets.ipynb #538648de
 CONTEXT_CLASSES = ('aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book', 'bottle',
@@ -283,19 +287,33 @@ def image_header(path, kind:str='image') -> tuple:
         with Image.open(path) as im: return im.size, im.mode
     except Exception as e: raise ValueError(f'cannot read {kind} {path}: {e}') from None
 
-def _check_files(ds:FileSegDataset, labels:bool) -> int:
-    n = 0
+def _check_headers(ds:FileSegDataset):
     for img, msk in zip(ds.images, ds.masks):
         img_wh, _ = image_header(img, 'image')
         mask_wh, mode = image_header(msk, 'mask')
         if mode not in ds.mask_modes: raise ValueError(f'cannot read mask {msk}: expected a PNG of mode {" or ".join(ds.mask_modes)}, got mode {mode}')
         _check_sizes(img, img_wh, msk, mask_wh)
-        if labels: n += int((ds.read_mask(msk) != IGNORE_INDEX).sum())
-    return n
+
+# A thread pool and a late progress bar of our own: image decoders release the GIL, so threads read files in parallel
+# without pickling the dataset into worker processes (a DataLoader's way) for one pass; fastprogress has no "only when slow".
+def each_item(fn, n:int, what:str='', workers:int=None) -> list:
+    "`[fn(i) for i in range(n)]` on `workers` threads (default: torch's), in order; a progress bar once it has run a second; the first failure raised."
+    out, t0, pb = [], time.time(), None   # wall-clock time, as fastprogress keeps it
+    ex = ThreadPoolExecutor(workers or torch.get_num_threads())
+    try:
+        for i, r in enumerate(ex.map(fn, range(n))):
+            out.append(r)
+            if pb is None and i + 1 < n and time.time() - t0 > 1:
+                pb = progress_bar(range(n)); pb.comment = what; pb.update(0); pb.start_t = t0   # its clock started with the work
+            if pb is not None: pb.update(i + 1)
+    finally: ex.shutdown(cancel_futures=True)   # after a failure, the items not started are not read
+    return out
+
+def _labelled(ds:SegDataset, i:int) -> int: return int((torch.as_tensor(ds.load(i)[1]) != IGNORE_INDEX).sum())
 
 def check_dataset(ds:SegDataset, labels:bool=False) -> int:
-    "Check every item of `ds` before training (file headers; every label too if `labels`); returns the labelled pixels if `labels`."
+    "Check every item of `ds` before training: file headers; with `labels`, every item decoded as training reads it, its labels checked; returns the labelled pixels if `labels`."
     if len(ds) == 0: raise ValueError(f'{ds!r} has no items')
-    if isinstance(ds, FileSegDataset): n = _check_files(ds, labels)
-    elif labels: n = sum(int((torch.as_tensor(ds.load(i)[1]) != IGNORE_INDEX).sum()) for i in range(len(ds)))
-    return n if labels else None
+    if isinstance(ds, FileSegDataset): _check_headers(ds)    # cheap: the first bad file is named before any decoding
+    if not labels: return None
+    return sum(each_item(partial(_labelled, ds), len(ds), f'checking {ds.name or "the dataset"}'))

@@ -32,7 +32,7 @@ from .metrics import MeanIoU
 from .complexity import count_complexity
 from .data import seg_dls, dataset_fingerprint, EMBEDDED
 from .datasets import check_dataset, SBD_LAYOUT
-from .scenes import SceneConfig
+from .scenes import SceneConfig, ComposedDataset
 from .distill import KALearner
 from .presets import Preset, get_preset, check_seeds, preset_overrides, cli_overrides
 from .report import results_markdown, plot_curves, plot_predictions, plot_affinities, teacher_name
@@ -42,7 +42,10 @@ def check_data(dls):
     "Stop before training on data that would train nothing or measure nothing, or break a later stage (`check_dataset`)."
     tr, va = dls.train, dls.valid
     check_train_batches(tr)
-    check_dataset(tr.dataset)
+    # every training item decoded and its labels checked, but not those this package renders (valid by construction)
+    if check_dataset(tr.dataset, labels=not isinstance(tr.dataset, ComposedDataset)) == 0:
+        raise ValueError(f'the training split of {dls.name} ({len(tr.dataset)} images) has no labelled pixel: every mask is '
+                         f'void ({dls.ignore_index}), so nothing would train')
     if check_dataset(va.dataset, labels=True) == 0:
         raise ValueError(f'the validation split of {dls.name} ({len(va.dataset)} images) has no labelled pixel: every mask is '
                          f'void ({dls.ignore_index}), so no IoU can be measured')
@@ -64,7 +67,11 @@ def check_config(out:Path, cfg:Preset, data:dict=None):
     f, cur = Path(out)/'config.json', {k: v for k, v in asdict(cfg).items() if k != 'num_workers'}
     if data is not None: cur['data'] = data
     cur = json.loads(json.dumps(cur))               # as JSON holds it (tuples are lists), to compare with the file's
-    if not f.exists(): write_json(f, cur); return
+    if not f.exists():
+        if trained := sorted(str(p.parent.relative_to(out)) for p in Path(out).rglob('state.json')):
+            raise ValueError(f'{out} holds trained stages ({", ".join(trained[:3])}{" ..." if len(trained) > 3 else ""}) but no '
+                             f'{f.name}: the configuration they were trained with is unknown; restore {f.name}, or use another output folder')
+        write_json(f, cur); return
     old = {k: v for k, v in read_json(f, 'run configuration').items() if k != 'num_workers'}
     if 'data' not in old and data is not None and data['root'] is None: old['data'] = data   # a folder written before the data was part of it
     for k in cur.keys() - old.keys():               # a field added to `Preset` after the folder was written, at its default

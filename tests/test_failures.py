@@ -8,8 +8,8 @@ from PIL import Image
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from knowledge_adaptation.data import seg_dls
-from knowledge_adaptation.datasets import voc_dataset
-from knowledge_adaptation.testing import make_voc_fixture, voc_mask_png
+from knowledge_adaptation.datasets import voc_dataset, cityscapes_dataset
+from knowledge_adaptation.testing import make_voc_fixture, make_cityscapes_fixture, voc_mask_png
 from knowledge_adaptation.models import MobileNetV2Seg
 from knowledge_adaptation.distill import KALearner, load_student
 from knowledge_adaptation.training import fit_resumable
@@ -50,6 +50,37 @@ def test_failed_data_leaves_no_identity_behind(tmp_path):
     with pytest.raises(ValueError): reproduce('cpu', tmp_path/'out', log=quiet, **{**TINY, 'n_train': 6})
     assert not (tmp_path/'out'/'config.json').exists()
     reproduce('cpu', tmp_path/'out', log=quiet, **{**TINY, 'n_train': 16, 'teacher_epochs': 1})   # the corrected command runs
+
+# 4b. every training file checked before training (#29): found at training index 4, not in epoch 1
+def _fault(ds, fault:str):
+    if fault == 'label': m = ds.masks[4]; lab = np.array(Image.open(m)); lab[0, 0] = 99; voc_mask_png(lab, m)
+    if fault == 'cut': p = Path(ds.images[4]); p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2])
+    if fault == 'void':
+        for m in ds.masks: voc_mask_png(np.full_like(np.array(Image.open(m)), 255), m)
+
+@pytest.mark.parametrize('fault, msg', [('label', r'invalid label value\(s\) \[99\]'), ('cut', 'cannot read image .*incomplete or truncated'),
+                                        ('void', 'the training split .* has no labelled pixel: .* nothing would train')])
+def test_training_file_faults_stop_before_training(tmp_path, fault, msg):
+    root = _voc(tmp_path/'voc')
+    _fault(voc_dataset(root, 'train'), fault)
+    with pytest.raises(ValueError, match=msg): reproduce('cpu', tmp_path/'out', dataset='voc', root=root, log=quiet, **VOC)
+    assert not (tmp_path/'out'/'teacher').exists()
+
+def test_cityscapes_train_ids_under_the_label_id_name_stop(tmp_path):
+    root = make_cityscapes_fixture(tmp_path/'cs')
+    ds = cityscapes_dataset(root, 'train')
+    for m in ds.masks: Image.fromarray(ds.read_mask(m)).save(m)          # train ids (void 255) where label ids belong
+    with pytest.raises(ValueError, match=r'invalid label value\(s\) \[.*255\].*labelTrainIds'):
+        reproduce('cpu', tmp_path/'out', dataset='cityscapes', root=root, log=quiet, **VOC)
+
+# 4c. a folder's stages are never relabelled by a new config.json (#29)
+def test_trained_stages_without_config_json_are_refused(tmp_path):
+    root = _voc(tmp_path/'voc')
+    reproduce('cpu', tmp_path/'out', dataset='voc', root=root, log=quiet, **VOC)
+    (tmp_path/'out'/'config.json').unlink()
+    with pytest.raises(ValueError, match='holds trained stages .* but no config.json: the configuration they were trained with is unknown'):
+        reproduce('cpu', tmp_path/'out', dataset='voc', root=root, log=quiet, beta=5., **VOC)
+    assert not (tmp_path/'out'/'config.json').exists()
 
 # 5. data errors before training; an epoch checkpointed before its validation pass
 def test_bad_validation_mask_stops_before_training(tmp_path):
