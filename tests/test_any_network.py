@@ -99,3 +99,24 @@ def test_faults_say_what_to_do(dls):
     tr16 = fit_translator(dls, teacher, s16, epochs=1, latent_ch=8)
     with pytest.raises(ValueError, match=r"code is at stride 16, coarser than the student's feature \(stride 8\).*fit_translator"):
         KALearner(dls, with_feature(TinySeg(n), 'body.3'), teacher, tr16)
+
+def test_a_unet_from_another_library(tmp_path):
+    "FCN -> segmentation_models_pytorch's U-Net (a dev dependency): the library's networks need no change either."
+    smp = pytest.importorskip('segmentation_models_pytorch')
+    torch.manual_seed(0)
+    dls = seg_dls('shapes', crop_size=64, bs=4, n_train=8, n_valid=4, scene_config=ShapeConfig(size=64), device='cpu')  # U-Net: sides divisible by 32
+    n = dls.n_classes
+    unet = lambda: smp.Unet('resnet18', encoder_weights=None, classes=n)
+    teacher, student = with_feature(fcn_resnet50(weights=None, weights_backbone=None, num_classes=n), 'classifier.2'), with_feature(unet(), 'decoder.blocks.0')
+    assert (student.feature_stride, teacher.feature_stride) == (16, 8)
+    frozen = state_fingerprint(teacher)
+    learn = KALearner(dls, student, teacher, fit_translator(dls, teacher, student, epochs=1, latent_ch=32), terms=('adapt', 'aff'))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert all(v == v for v in learn.recorder.values[-1]) and same_state(frozen, state_fingerprint(teacher))
+    f = learn.export_student(tmp_path/'unet.pth')
+    with pytest.raises(ValueError, match=r'pass model=Unet\(\.\.\.\)'): load_student(f)
+    loaded, x = load_student(f, model=unet()), dls.one_batch()[0][:2].cpu()
+    with torch.no_grad(): ref = learn.student.eval()(x)
+    torch.testing.assert_close(loaded(x), ref)
+    assert [tuple(m.shape) for m in predict(loaded, [(torch.rand(3, 64, 96) * 255).to(torch.uint8)])] == [(64, 96)]
+    torch.testing.assert_close(read_student(export_onnx(loaded, tmp_path/'unet.onnx'))(x), ref, rtol=1e-3, atol=1e-4)
