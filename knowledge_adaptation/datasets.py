@@ -6,15 +6,14 @@
 __all__ = ['VOC_CLASSES', 'VOC_LAYOUT', 'SBD_LAYOUT', 'CITYSCAPES_CLASSES', 'CITYSCAPES_LAYOUT', 'CONTEXT_CLASSES',
            'CONTEXT_LAYOUT', 'voc_palette', 'as_palette', 'colorize', 'read_image', 'read_label', 'label_lut',
            'apply_lut', 'one_thread', 'item_seed', 'SegDataset', 'FileSegDataset', 'sbd_to_png', 'voc_dataset',
-           'cityscapes_dataset', 'context_dataset', 'image_header', 'each_item', 'check_dataset']
+           'cityscapes_dataset', 'context_dataset', 'image_header', 'check_dataset']
 
 # %% ../nbs/08b_datasets.ipynb #6ec5c6d7
-import os, time
-from concurrent.futures import ThreadPoolExecutor
+import os
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from fastprogress.fastprogress import progress_bar
+from fastcore.parallel import parallel
 
 import numpy as np
 import torch
@@ -294,21 +293,6 @@ def _check_headers(ds:FileSegDataset):
         if mode not in ds.mask_modes: raise ValueError(f'cannot read mask {msk}: expected a PNG of mode {" or ".join(ds.mask_modes)}, got mode {mode}')
         _check_sizes(img, img_wh, msk, mask_wh)
 
-# A thread pool and a late progress bar of our own: image decoders release the GIL, so threads read files in parallel
-# without pickling the dataset into worker processes (a DataLoader's way) for one pass; fastprogress has no "only when slow".
-def each_item(fn, n:int, what:str='', workers:int=None) -> list:
-    "`[fn(i) for i in range(n)]` on `workers` threads (default: torch's), in order; a progress bar once it has run a second; the first failure raised."
-    out, t0, pb = [], time.time(), None   # wall-clock time, as fastprogress keeps it
-    ex = ThreadPoolExecutor(workers or torch.get_num_threads())
-    try:
-        for i, r in enumerate(ex.map(fn, range(n))):
-            out.append(r)
-            if pb is None and i + 1 < n and time.time() - t0 > 1:
-                pb = progress_bar(range(n)); pb.comment = what; pb.update(0); pb.start_t = t0   # its clock started with the work
-            if pb is not None: pb.update(i + 1)
-    finally: ex.shutdown(cancel_futures=True)   # after a failure, the items not started are not read
-    return out
-
 def _labelled(ds:SegDataset, i:int) -> int: return int((torch.as_tensor(ds.load(i)[1]) != IGNORE_INDEX).sum())
 
 def check_dataset(ds:SegDataset, labels:bool=False) -> int:
@@ -316,4 +300,6 @@ def check_dataset(ds:SegDataset, labels:bool=False) -> int:
     if len(ds) == 0: raise ValueError(f'{ds!r} has no items')
     if isinstance(ds, FileSegDataset): _check_headers(ds)    # cheap: the first bad file is named before any decoding
     if not labels: return None
-    return sum(each_item(partial(_labelled, ds), len(ds), f'checking {ds.name or "the dataset"}'))
+    # on threads (fastcore's `parallel`): image decoders release the GIL; a pair of files takes about 2 ms to decode, so
+    # the progress bar shows from 500 items (a second); results in order, so the first fault in order is the one raised
+    return sum(parallel(partial(_labelled, ds), range(len(ds)), threadpool=True, n_workers=torch.get_num_threads(), progress=len(ds) >= 500))

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['as_path', 'resolve_dir', 'folder_lock', 'atomic_write', 'write_json', 'write_text', 'save_figure', 'torch_save',
-           'CheckpointError', 'read_failure', 'torch_read', 'read_json']
+           'CheckpointError', 'read_failure', 'torch_read', 'read_json', 'file_identity']
 
 # %% ../nbs/00a_files.ipynb #ef813664
-import errno, json, math, os, shutil, tempfile
+import errno, hashlib, json, math, os, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -108,3 +108,11 @@ def read_json(path, what:str='JSON'):
     path = Path(path)
     try: return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise CheckpointError(f'{path} is not readable {what} ({read_failure(e)})') from None
+
+# %% ../nbs/00a_files.ipynb #a0f1c006
+def file_identity(path) -> dict:
+    "The absolute path and a SHA-1 of the file at `path`: what a run's folder records of a file it was given."
+    h = hashlib.sha1()
+    with open(path, 'rb') as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
+    return dict(path=str(as_path(path)), sha1=h.hexdigest())

@@ -7,10 +7,10 @@ __all__ = ['STUDENTS', 'check_data', 'data_identity', 'check_config', 'teacher_l
            'embedded', 'preset_dls', 'with_memory_format', 'build_teacher', 'train_teacher', 'code_stride',
            'build_translator', 'train_translator', 'build_student', 'student_feature_stride', 'student_learner',
            'train_student', 'ready_teacher', 'teacher_stage', 'run_data', 'reproduce', 'teacher_file', 'given_teacher',
-           'file_identity', 'ka_reproduce']
+           'ka_reproduce']
 
 # %% ../nbs/04c_pipeline.ipynb #6fa0ff0c
-import hashlib, json, math, time
+import json, math, time
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch
@@ -23,7 +23,7 @@ from fastai.learner import Learner
 from fastai.callback.fp16 import MixedPrecision
 from fastai.torch_core import set_seed, rank_distrib, distrib_barrier
 from contextlib import nullcontext
-from .files import as_path, resolve_dir, write_json, write_text, read_json, save_figure, torch_read, CheckpointError, folder_lock
+from .files import as_path, resolve_dir, write_json, write_text, read_json, save_figure, torch_read, CheckpointError, folder_lock, file_identity
 from .training import seg_loss, sgd, poly_scheduler, check_classes, check_train_batches, fit_resumable, load_stage, evaluate
 from .autoencoder import KnowledgeTranslator, translator_learner, translator_strides, save_encoder
 from .models import DeepLabV3Plus, MobileNetV2Seg, TorchvisionDeepLabV3, TV_TEACHERS
@@ -286,13 +286,6 @@ def given_teacher(cfg:Preset, path, n_classes:int) -> nn.Module:
         raise ValueError(f'the teacher in {f} predicts {sd[k].shape[0]} classes but the dataset has {n_classes}')
     teacher.load_state_dict({k: sd[k] for k in want})
     return teacher
-
-def file_identity(path) -> dict:
-    "The absolute path and a SHA-1 of the file at `path`: what a run's folder records of a file it was given."
-    h = hashlib.sha1()
-    with open(path, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
-    return dict(path=str(as_path(path)), sha1=h.hexdigest())
 
 # %% ../nbs/04c_pipeline.ipynb #f125668e
 @call_parse
