@@ -49,6 +49,8 @@ def execute(path:Path):
     "Run every cell of the notebook at `path` in its folder and save it with its outputs."
     path = Path(path).resolve()
     nb, t0 = read_nb(path), time.time()
+    for c in nb.cells:   # execnb keeps a cell's old outputs when it now prints nothing: start from none
+        if c.cell_type == 'code': c.outputs = []
     with working_directory(path.parent):
         sh = CaptureShell(path=path.parent)
         sh.run(f"import matplotlib as mpl; mpl.rcParams['figure.dpi'] = {DPI}")   # small pictures: well under 1 MB a notebook

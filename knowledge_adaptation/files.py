@@ -7,7 +7,7 @@ __all__ = ['as_path', 'resolve_dir', 'folder_lock', 'atomic_write', 'write_json'
            'CheckpointError', 'read_failure', 'torch_read', 'read_json', 'file_identity']
 
 # %% ../nbs/00a_files.ipynb #ef813664
-import errno, hashlib, json, math, os, shutil, tempfile
+import errno, hashlib, json, math, os, shutil, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -100,7 +100,10 @@ def torch_read(path, what:str='a checkpoint of this project', map_location='cpu'
     "`torch.load(path, weights_only=True)`; a missing, truncated or foreign file raises `CheckpointError` naming `path`."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f'{path} does not exist (expected {what})')
-    try: return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        with warnings.catch_warnings():   # torch's note on a pickle's protocol, before it reads or refuses the file: not the user's concern
+            warnings.filterwarnings('ignore', message='Detected pickle protocol')
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e: raise CheckpointError(f'{path} is not {what}: it cannot be read ({read_failure(e)})') from None
 
 def read_json(path, what:str='JSON'):
