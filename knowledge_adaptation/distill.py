@@ -140,11 +140,31 @@ class KADistill(Callback):
 # %% ../nbs/04_distill.ipynb #36f5c2ab
 class KALearner(Learner):
     "A fastai `Learner` that trains `student` with knowledge adaptation from the frozen `teacher` and `encoder`."
-    def __init__(self, dls, student:nn.Module, teacher:nn.Module=None, encoder:KnowledgeTranslator=None,
-                 beta:float=BETA, gamma:float=GAMMA, terms=('adapt', 'aff'), T:float=4., kd_weight:float=1.,
-                 fitnet_weight:float=1., aff_ch:int=None, squared_aff:bool=False, per_image:bool=False, channel_mean:bool=True,
-                 aff_target:str='code', grid:str='student',
-                 lr:float=0.007, wd:float=4e-5, mom:float=0.9, poly_power:float=0.9, fp16:bool=False, metrics=None, cbs=None, **kwargs):
+    def __init__(self,
+                 dls,                              # segmentation `DataLoaders` (`08_data`): images and masks, 255 = void
+                 student:nn.Module,                # the network trained: the project's or any with `with_feature` (06a)
+                 teacher:nn.Module=None,           # the frozen teacher (never updated); None for a student alone
+                 encoder:KnowledgeTranslator=None, # the frozen translator of stage 1 (`01_autoencoder`): its encoder gives the code
+                 beta:float=BETA,                  # weight of L_adapt (Eq. 2)
+                 gamma:float=GAMMA,                # weight of L_aff (Eq. 4)
+                 terms=('adapt', 'aff'),           # distillation terms added to L_ce: 'adapt', 'aff', 'kd', 'fitnet'; () trains alone
+                 T:float=4.,                       # KD's temperature ('kd')
+                 kd_weight:float=1.,               # weight of KD's term
+                 fitnet_weight:float=1.,           # weight of FitNet's term
+                 aff_ch:int=None,                  # channels of the affinity adapter's output (default: the code's)
+                 squared_aff:bool=False,           # L_aff with squared row distances instead of the paper's L2 norm
+                 per_image:bool=False,             # L_adapt's normalisation over each whole image instead of each position
+                 channel_mean:bool=True,           # L_adapt averaged over the code's channels (not summed: `00_losses`)
+                 aff_target:str='code',            # what L_aff copies: the teacher's 'code', or its resized 'feature' (ablation)
+                 grid:str='student',               # where a finer code is compared: averaged to the 'student' grid, or on the 'code' grid
+                 lr:float=0.007,                   # peak learning rate of the poly schedule (the paper's)
+                 wd:float=4e-5,                    # weight decay
+                 mom:float=0.9,                    # SGD momentum
+                 poly_power:float=0.9,             # power of the poly schedule
+                 fp16:bool=False,                  # mixed precision for the student (the terms stay in float32)
+                 metrics=None,                     # fastai metrics (default: `MeanIoU`)
+                 cbs=None,                         # more fastai callbacks
+                 **kwargs):                        # passed to fastai's `Learner`
         terms = check_terms(terms)
         check_interface(student, 'student'); check_interface(teacher, 'teacher')   # any network: `features.with_feature`
         check_classes(dls, student, teacher)

@@ -23,7 +23,7 @@ from fastai.learner import Learner
 from fastai.callback.fp16 import MixedPrecision
 from fastai.torch_core import set_seed, rank_distrib, distrib_barrier
 from contextlib import nullcontext
-from .files import as_path, resolve_dir, write_json, write_text, read_json, save_figure, torch_read, CheckpointError, folder_lock, file_identity
+from .files import as_path, resolve_dir, write_json, write_text, read_json, save_figure, torch_read, CheckpointError, folder_lock, file_identity, shown
 from .training import seg_loss, sgd, poly_scheduler, check_classes, check_train_batches, fit_resumable, load_stage, evaluate
 from .autoencoder import KnowledgeTranslator, translator_learner, translator_strides, save_encoder
 from .models import DeepLabV3Plus, MobileNetV2Seg, TorchvisionDeepLabV3, TV_TEACHERS
@@ -186,7 +186,7 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
                   student_stride:int=None, log=print, **ka_kwargs):
     "Stage 2: a student at `student_stride` with the distillation `terms`, seeded by `seed`, in `folder`. Returns `(learn, state)`."
     learn = student_learner(cfg, dls, teacher, translator, seed, terms, student_stride, **ka_kwargs)
-    log(f'student, seed {seed}: MobileNetV2 output stride {learn.student.output_stride}, terms {", ".join(terms) or "none"} -> {folder}')
+    log(f'student, seed {seed}: MobileNetV2 output stride {learn.student.output_stride}, terms {", ".join(terms) or "none"} -> {shown(folder)}')
     return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed, log=log)
 
 

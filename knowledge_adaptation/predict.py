@@ -16,7 +16,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from fastcore.script import call_parse, store_true
 from .cli import one_line_errors
-from .files import as_path, resolve_dir, atomic_write
+from .files import as_path, resolve_dir, atomic_write, shown
 from .transforms import valid_tfms
 from .datasets import read_image, colorize, as_palette
 from .folder import IMAGE_SUFFIXES
