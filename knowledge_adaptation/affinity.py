@@ -50,10 +50,11 @@ def show_affinity(image:Tensor, feats:dict, img_pos, mean=(0.485, 0.456, 0.406),
         row[0].set_title('image' if label is None else f'image: {label}', fontsize=9)
         for ax, (name, feat) in zip(row[1:], feats.items()):
             feat = feat.detach().float().cpu()
-            ax.imshow(affinity_map(feat, grid_pos(p, (H, W), feat.shape[-2:])), cmap='viridis', vmin=-1, vmax=1, extent=(0, W, H, 0))
+            im = ax.imshow(affinity_map(feat, grid_pos(p, (H, W), feat.shape[-2:])), cmap='viridis', vmin=-1, vmax=1, extent=(0, W, H, 0))
             ax.plot(p[1], p[0], 'rx', ms=12, mew=3); ax.set_title(name, fontsize=9)
     for ax in axs.flat: ax.axis('off')
     fig.tight_layout()
+    fig.colorbar(im, ax=axs[:, 1:].ravel().tolist(), shrink=0.8, label='cosine affinity with the marked position')
     return fig
 
 # %% ../nbs/03_affinity.ipynb #aa6f0c02

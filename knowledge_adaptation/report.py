@@ -10,7 +10,8 @@ __all__ = ['teacher_name', 'student_name', 'md_table', 'paired_diff', 'results_m
 import math
 import numpy as np, torch
 from .affinity import show_affinity
-from .datasets import colorize
+from .datasets import colorize, as_palette
+from matplotlib.patches import Patch
 
 # %% ../nbs/04a_report.ipynb #1d74baec
 def teacher_name(config:dict) -> str:
@@ -91,7 +92,11 @@ def plot_predictions(dls, teacher, baseline, ka, n:int=4):
             ax = axs[i, j]; ax.axis('off')
             ax.imshow(dls.denorm(x[i]).permute(1, 2, 0).numpy() if t is None else colorize(t[i], dls.palette), interpolation='nearest')
             if i == 0: ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    pal, shown = as_palette(dls.palette), sorted(set(torch.cat([y.flatten().cpu()] + [p.flatten() for p in preds]).tolist()))
+    names = lambda c: 'void' if c == dls.ignore_index else dls.class_names[c]
+    fig.legend([Patch(color=pal[c] / 255, label=names(c)) for c in shown], [names(c) for c in shown], loc='lower center',
+               ncol=min(len(shown), 6), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(shown) > 6), 1, 1))
     return fig
 
 @torch.no_grad()
