@@ -20,7 +20,7 @@ PROMISED = {
     '04_distill': {"# the paper's Fig. 2": 'image', 'res = reproduce(**TUTORIAL)': 'progress', 'mechanism_markdown(mechanism(': 'table',
                    'Markdown(results_markdown(res))': 'table', "plot_curves(res['history'])": 'image',
                    'plot_predictions(run.dls': 'image'},
-    '05_ablations': {'Markdown(ablation_markdown(res))': 'table', 'plot_miou_vs_gmacs(res);': 'image'},
+    '05_ablations': {'res = tutorial_ablation()': 'table', 'plot_miou_vs_gmacs(res);': 'image'},
     '06_models': {"parts_table(teacher, t_parts)": 'table', "parts_table(student, s_parts)": 'table'},
     '07_complexity': {'print(complexity_report(rows512, 512))': 'text'},
     '08_data': {'fig = dls.show_batch(max_n=4)': 'image', "dls = seg_dls('digits'": 'image', 'for d in (dv, dc, dx):': 'image'},
@@ -71,9 +71,19 @@ def test_promised_outputs(stem):
         assert len(cells) == 1, f'{stem}: {len(cells)} code cells contain {piece!r}, expected one'
         assert _holds(cells[0], kind), f'{stem}: the cell with {piece!r} has no saved {kind} output'
 
+MACHINE = re.compile('|'.join(re.escape(str(p)) for p in {ROOT, Path.home(), Path('/tmp')}) + r'|\w+Warning: ')
+
+@pytest.mark.parametrize('name', READING_ORDER)
+def test_saved_outputs_hold_no_machine_paths_or_warnings(name):
+    "A reader sees neither the author's folders (checkout, home, temporary) nor warnings in a saved output."
+    found = [(c.get('id'), m.group()) for c in _code(_nb(name)) if (m := MACHINE.search(_text(c)))]
+    assert not found, f'{name}: saved outputs show {found[:3]}: re-execute it (`python .ci/execute.py nbs/{name}`) after fixing the cell'
+
 def test_promised_checks_can_fail():
     "The checks above tell a cell without outputs, or with text only, from one with the promised output."
     bare = dict(cell_type='code', source=['x'], outputs=[])
     text = dict(bare, outputs=[dict(output_type='stream', name='stdout', text=['epoch     train_loss  ce        valid_loss\n'])])
     assert not any(_holds(bare, k) for k in ('image', 'table', 'progress', 'text'))
     assert not _holds(text, 'image') and not _holds(text, 'progress') and _holds(text, 'text')
+    warned = dict(bare, outputs=[dict(output_type='stream', name='stderr', text=[f'{ROOT}/x.py:3: UserWarning: careful'])])
+    assert MACHINE.search(_text(warned)) and not MACHINE.search(_text(text))
