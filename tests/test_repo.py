@@ -54,3 +54,20 @@ def test_readme_states_the_committed_results(run):
     assert table in (ROOT/'README.md').read_text(), f'README.md does not state nbs/results/{run}/results.json: execute nbs/index.ipynb, run .ci/readme.py'
     want = dict(tutorial=('tutorial', 3, 'shapes'), quickstart=('cpu', 1, 'scenes'))[run]   # what each run is: the preset, seeds, data
     assert (res['config']['name'], res['seeds'], res['dataset']['name']) == want
+
+def test_readme_states_the_committed_ablation():
+    "The README's comparisons with the paper are the committed tutorial ablation's, as `comparison_lines` writes them."
+    import json
+    from knowledge_adaptation.ablations import comparison_lines
+    res = json.loads((ROOT/'nbs'/'results'/'tutorial_ablation'/'results.json').read_text())
+    assert (res['preset'], res['seeds']) == ('ablation-tutorial', 3) and len(res['rows']) == 12
+    readme = (ROOT/'README.md').read_text()
+    for line in comparison_lines(res): assert f'- {line}' in readme, f'README.md does not state {line!r}: execute nbs/index.ipynb, run .ci/readme.py'
+
+def test_readme_is_a_front_page():
+    "The README is a front page: at most 1,300 words of prose outside its fenced code blocks; the rest lives in the notebooks."
+    import re
+    text = (ROOT/'README.md').read_text()
+    prose = re.sub(r'^\s*```.*?^\s*```[^\n]*$', '', text, flags=re.S | re.M)
+    n = len(re.findall(r"[A-Za-z][A-Za-z'’-]*", prose))
+    assert n <= 1300, f'README.md has {n} words outside code blocks (at most 1,300): move detail into the notebooks'
