@@ -18,8 +18,8 @@ from .cli import one_line_errors
 from fastcore.meta import delegates
 from fastai.torch_core import rank_distrib, distrib_barrier
 from .presets import Preset, PRESETS, get_preset, check_seeds, preset_overrides, cli_overrides
-from .runs import TUTORIAL, tutorial_run
-from .pipeline import (run_data, teacher_stage, train_translator, train_student, mean_std, model_cost, check_config, student_feature_stride, build_student,
+from .runs import TUTORIAL
+from .pipeline import (reproduce, run_data, teacher_stage, train_translator, train_student, mean_std, model_cost, check_config, student_feature_stride, build_student,
                                            code_stride, build_teacher, data_identity)
 from .distill import BETA, terms_need_code
 from .training import evaluate
@@ -306,5 +306,5 @@ TUTORIAL_ABLATION = dict(preset='tutorial', out='ka_tutorial_ablation', seeds=3)
 
 def tutorial_ablation(log=print) -> dict:
     "The tutorial ablation (`TUTORIAL_ABLATION`, teacher: the tutorial run's): trained where its folder lacks rows (the tutorial run first), else read back."
-    if not (Path(TUTORIAL['out'])/'results.json').exists(): tutorial_run()
+    if not (Path(TUTORIAL['out'])/'results.json').exists(): reproduce(**TUTORIAL, log=log)   # trained, not loaded: only its teacher is used
     return ablate(**TUTORIAL_ABLATION, teacher=Path(TUTORIAL['out'])/'teacher', log=log)

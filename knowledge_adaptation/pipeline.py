@@ -35,7 +35,7 @@ from .datasets import check_dataset, SBD_LAYOUT
 from .scenes import SceneConfig, ComposedDataset
 from .distill import KALearner
 from .presets import Preset, get_preset, check_seeds, preset_overrides, cli_overrides
-from .report import results_markdown, plot_curves, plot_predictions, plot_affinities, teacher_name
+from .report import results_markdown, plot_curves, plot_predictions, plot_affinities, teacher_name, student_name
 
 # %% ../nbs/04c_pipeline.ipynb #5fb1f988
 def check_data(dls):
@@ -186,7 +186,7 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
                   student_stride:int=None, log=print, **ka_kwargs):
     "Stage 2: a student at `student_stride` with the distillation `terms`, seeded by `seed`, in `folder`. Returns `(learn, state)`."
     learn = student_learner(cfg, dls, teacher, translator, seed, terms, student_stride, **ka_kwargs)
-    log(f'student, seed {seed}: MobileNetV2 output stride {learn.student.output_stride}, terms {", ".join(terms) or "none"} -> {shown(folder)}')
+    log(f'student, seed {seed}: {student_name(asdict(cfg) | dict(student_stride=learn.student.output_stride))}, terms {", ".join(terms) or "none"} -> {shown(folder)}')
     return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed, log=log)
 
 
