@@ -23,7 +23,7 @@ from .pipeline import (reproduce, run_data, teacher_stage, train_translator, tra
                                            code_stride, build_teacher, data_identity)
 from .distill import BETA, terms_need_code
 from .training import evaluate
-from .report import md_table, teacher_name, student_name, paired_diff
+from .report import md_table, teacher_name, student_name, paired_diff, plot_comparisons
 from contextlib import nullcontext
 from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json, folder_lock, shown
 
@@ -192,8 +192,8 @@ def paper_comparisons(rows:dict) -> list:
     "One dict per claim the `rows` can test: claim, measured, paper, `agrees` (same direction), `clear` (beyond 2 SE)."
     res, have = [], lambda *ks: all(k in rows for k in ks)
     lo, hi = PAPER['cityscapes_test']
-    if have('ka', 'baseline'): res.append(_claim(rows, 'method - baseline (OS16)', 'ka', 'baseline', f'{hi - lo:+.1f} ({lo} -> {hi}, Cityscapes test)'))
-    if have('ka', 'fitnet'): res.append(_claim(rows, 'method - FitNet', 'ka', 'fitnet', f"{PAPER['method_minus_fitnet']:+.1f}"))
+    if have('ka', 'baseline'): res.append(_claim(rows, 'method - baseline (OS16)', 'ka', 'baseline', f'{hi - lo:+.1f} ({lo} -> {hi}, Cityscapes test)', paper_delta=hi - lo))
+    if have('ka', 'fitnet'): res.append(_claim(rows, 'method - FitNet', 'ka', 'fitnet', f"{PAPER['method_minus_fitnet']:+.1f}", paper_delta=PAPER['method_minus_fitnet']))
     kd = [_claim(rows, f'method - KD (T = {t})', 'ka', f'kd_t{t}', '> 0') for t in PAPER['kd_temperatures'] if have('ka', f'kd_t{t}')]
     res += kd
     if len(kd) == len(PAPER['kd_temperatures']):
@@ -254,10 +254,10 @@ def ablation_markdown(res:dict) -> str:
 
 # %% ../nbs/05_ablations.ipynb #dc1f8d95
 def plot_miou_vs_gmacs(res:dict):
-    "mIoU against GMACs: baseline and method at strides 16, 8, 4 (two lines), the other stride-16 rows beside them; the teacher in the title."
+    "Left, mIoU against GMACs: baseline and method at strides 16, 8, 4, the other stride-16 rows beside them, the teacher in the title; right, the paper's claims (`plot_comparisons`)."
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw=dict(width_ratios=(3, 2)))
     rows = res['rows']
     for i, (kind, label) in enumerate((('baseline', 'student alone'), ('method', 'with knowledge adaptation'))):
         pts = [(s, rows[p[i]]) for s, p in STRIDE_PAIRS.items() if p[i] in rows]
@@ -275,7 +275,7 @@ def plot_miou_vs_gmacs(res:dict):
     ax.set_ylabel('validation mIoU (%), mean ± std'); ax.legend(fontsize=7, loc='lower right')
     ax.set_title(f"{student_name(res['config']).split(',')[0]} students, {res['dataset']['name']}, {res['seeds']} seed(s)"
                  + (f"; teacher {100 * t['miou']:.1f}% at {t['gmacs']:.2f} GMACs" if t else ''), fontsize=9)
-    fig.tight_layout()
+    plot_comparisons(res['comparisons'], ax2); fig.tight_layout()
     return fig
 
 # %% ../nbs/05_ablations.ipynb #a834afd1

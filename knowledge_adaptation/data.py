@@ -110,6 +110,7 @@ def embedded_config(dataset:str, config=None):
     if not isinstance(config, cls): raise TypeError(f'{dataset} takes a {cls.__name__} as scene_config, not a {type(config).__name__}')
     return config
 
+# %% ../nbs/08_data.ipynb #9b106d16
 def seg_datasets(dataset:str='scenes', root=None, train_split=None, valid_split=None, train_tfm=None, valid_tfm=None,
                  download:bool=False, n_train:int=1500, n_valid:int=300, scene_seed:int=0, scene_config=None,
                  sbd_root=None):
@@ -154,6 +155,7 @@ def seg_dls_from(train_ds, valid_ds, crop_size:int, bs:int=8, valid_bs:int=None,
     return SegDataLoaders(train, valid, n_classes=train_ds.n_classes, class_names=train_ds.class_names,
                           palette=train_ds.palette, name=name or train_ds.name.split('/')[0], crop_size=crop_size, device=device)
 
+# %% ../nbs/08_data.ipynb #9f5ab613
 class PairDataset(SegDataset):
     "A map-style dataset of `(image, mask)` pairs as a `SegDataset`: images PIL, HWC arrays or CHW uint8 tensors; masks of class ids (255 = void)."
     def __init__(self, ds, n_classes:int, class_names=None, palette=None, name:str='pairs'):

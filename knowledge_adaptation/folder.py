@@ -14,7 +14,7 @@ from PIL import Image
 from .transforms import IGNORE_INDEX
 from .datasets import FileSegDataset, label_lut, as_palette, image_header
 
-# %% ../nbs/08e_folder.ipynb #ffa31a14
+# %% ../nbs/08e_folder.ipynb #23921bfa
 FOLDER_LAYOUT = """root/
     images/{train,val}/NAME.jpg      (or .jpeg, .png)
     masks/{train,val}/NAME.png       class indices 0..n-1, 255 = void (single-channel or palette PNG);
@@ -25,6 +25,7 @@ FOLDER_LAYOUT = """root/
                                       "void": [0, 0, 0]}   ("void" optional: that colour -> 255)"""
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
 
+# %% ../nbs/08e_folder.ipynb #d5ffd709
 def _color(v, where:str) -> tuple:
     if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in v)):
         raise ValueError(f'{where}: a colour is three integers 0..255, got {v!r}')
@@ -59,6 +60,7 @@ def read_classes(root) -> dict:
     if len(set(names)) < len(names): raise ValueError(f'class names must be distinct, got {sorted({n for n in names if names.count(n) > 1})} twice')
     return dict(names=names, colors=None if colors is None else np.array(colors, np.uint8), void=void)
 
+# %% ../nbs/08e_folder.ipynb #787a803e
 def folder_pairs(root, split:str) -> tuple:
     "The images of `root/images/split` and their masks in `root/masks/split`, matched by name; an error names what does not match."
     root = Path(root)
@@ -78,6 +80,7 @@ def folder_pairs(root, split:str) -> tuple:
     stems = sorted(images)
     return [images[s] for s in stems], [masks[s] for s in stems]
 
+# %% ../nbs/08e_folder.ipynb #b97d4d10
 class ColourMaskDataset(FileSegDataset):
     "A `FileSegDataset` whose masks are RGB images: each pixel's colour is its class's (`colors`), or `void` (-> 255)."
     mask_modes = ('RGB', 'RGBA', 'P')
@@ -104,6 +107,7 @@ def _palette(colors) -> np.ndarray:
     pal = as_palette(); pal[:len(colors)] = colors
     return pal
 
+# %% ../nbs/08e_folder.ipynb #22444c2d
 def max_image_size(ds:FileSegDataset) -> tuple:
     "The largest (height, width) among the images of `ds`, from their headers: validation pads every image to it."
     sizes = [image_header(p, 'image')[0] for p in ds.images]   # (width, height)
@@ -128,4 +132,3 @@ def folder_dataset(root, split:str='train', tfm=None, masks:str='auto') -> FileS
     n = len(names)
     return FileSegDataset(images, mask_files, label_lut({i: i for i in range(n)}), n, names, None if colors is None else _palette(colors),
                           tfm, f'folder/{split}', f'class indices 0..{n - 1} or 255')
-

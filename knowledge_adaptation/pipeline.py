@@ -117,6 +117,7 @@ def preset_dls(cfg:Preset, root=None, sbd_root=None):
     return seg_dls(cfg.dataset, None if root is None else as_path(root), cfg.crop_size, cfg.bs, num_workers=cfg.num_workers, seed=0,
                    train_split=cfg.train_split, valid_split=cfg.valid_split, **kw)
 
+# %% ../nbs/04c_pipeline.ipynb #88f4c0d1
 # Written here rather than fastai's `ChannelsLast` callback: that one converts `learn.model` at `before_fit` only, while the
 # frozen teacher and encoder live outside the trained model and a finished stage is loaded without a fit.
 def with_memory_format(cfg:Preset, model:nn.Module) -> nn.Module:
@@ -140,6 +141,7 @@ def train_teacher(cfg:Preset, dls, folder, log=print):
     learn = teacher_learner(dls, teacher, cfg.teacher_lr, cfg.wd, cfg.mom, fp16=cfg.fp16)
     return teacher, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.teacher_epochs), folder, seed=0, log=log)
 
+# %% ../nbs/04c_pipeline.ipynb #4a82fd9a
 def code_stride(cfg:Preset, student_stride:int=None) -> int:
     "Output stride of the code for a student at `student_stride` (default `cfg`'s): `cfg.latent_stride`, never coarser than the student."
     s = student_stride or cfg.student_stride
@@ -158,6 +160,7 @@ def train_translator(cfg:Preset, dls, teacher:nn.Module, folder, student_stride:
     learn = translator_learner(dls, teacher, tr, cfg.translator_lr, cfg.mom, cfg.translator_wd)
     return tr, fit_resumable(learn, cfg.translator_epochs, folder, seed=0, log=log)
 
+# %% ../nbs/04c_pipeline.ipynb #0e134875
 STUDENTS = {'baseline': (), 'ka': ('adapt', 'aff')}   # the two students of a run and their distillation terms
 
 def build_student(cfg:Preset, n_classes:int, student_stride:int=None) -> nn.Module:
@@ -188,7 +191,6 @@ def train_student(cfg:Preset, dls, teacher:nn.Module, translator:KnowledgeTransl
     learn = student_learner(cfg, dls, teacher, translator, seed, terms, student_stride, **ka_kwargs)
     log(f'student, seed {seed}: {student_name(asdict(cfg) | dict(student_stride=learn.student.output_stride))}, terms {", ".join(terms) or "none"} -> {shown(folder)}')
     return learn, fit_resumable(learn, n_epochs(cfg, len(dls.train.dataset), cfg.student_epochs), folder, seed, log=log)
-
 
 # %% ../nbs/04c_pipeline.ipynb #740660b2
 def ready_teacher(cfg:Preset, n_classes:int, teacher=None):

@@ -61,6 +61,7 @@ class Preset:
     teacher_weights:str = None    # torchvision's trained weights of a torchvision teacher ('COCO_WITH_VOC_LABELS_V1'): no stage 0
     fp16:bool = False             # mixed precision: fastai's `MixedPrecision` for teacher and student, the distillation terms in float32
 
+# %% ../nbs/04b_presets.ipynb #7958f910
 _PAPER = Preset('paper-voc', dataset='voc', train_split='train_aug', crop_size=513, bs=16, num_workers=8, teacher_backbone='resnet50',
                 pretrained_backbone=True, latent_ch=256, latent_stride=None, iters=30_000, teacher_lr=0.007, student_lr=0.007)
 PRESETS = {
@@ -76,6 +77,7 @@ STUDENT_ARCHS = ('mobilenetv2',) + tuple(DEFAULT_FEATURES)
 
 EMBEDDED_ONLY = ('n_train', 'n_valid', 'scene_size', 'scene_colour_jitter', 'scene_seed')   # what only an embedded dataset reads
 
+# %% ../nbs/04b_presets.ipynb #dd2f8d7e
 def check_preset(cfg:Preset):
     "Raise `ValueError` for values that would fail deep inside training, or train nothing: each named with its value."
     check_dataset_name(cfg.dataset)
@@ -107,6 +109,7 @@ def check_preset(cfg:Preset):
     if cfg.teacher_weights and cfg.teacher_arch not in TV_TEACHERS:
         raise ValueError(f'teacher_weights={cfg.teacher_weights!r} are torchvision weights: they need a torchvision teacher_arch ({", ".join(TV_TEACHERS)})')
 
+# %% ../nbs/04b_presets.ipynb #fc704d30
 def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
     "The preset `name` of `presets` (default `PRESETS`) with `overrides` (those that are None ignored; `lr` sets both learning rates), checked."
     presets = PRESETS if presets is None else presets
@@ -126,7 +129,6 @@ def get_preset(name:str='cpu', presets:dict=None, **overrides) -> Preset:
 def check_seeds(seeds:int):
     "Raise `ValueError` unless `seeds` is a whole number of at least 1."
     if not (isinstance(seeds, int) and seeds >= 1): raise ValueError(f'seeds={seeds!r}: train with at least one seed')
-
 
 # %% ../nbs/04b_presets.ipynb #c5c07304
 def preset_overrides(

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['teacher_name', 'student_name', 'md_table', 'paired_diff', 'results_markdown', 'training_seconds', 'plot_curves',
-           'plot_predictions', 'plot_affinities']
+           'plot_predictions', 'plot_affinities', 'plot_comparisons']
 
 # %% ../nbs/04a_report.ipynb #e3f93586
 import math
@@ -13,7 +13,7 @@ from .affinity import show_affinity
 from .datasets import colorize, as_palette
 from matplotlib.patches import Patch
 
-# %% ../nbs/04a_report.ipynb #1d74baec
+# %% ../nbs/04a_report.ipynb #f756e945
 def teacher_name(config:dict) -> str:
     "How reports name the teacher of a run's `config` (a `Preset` as a dict): its architecture and backbone."
     arch = config.get('teacher_arch', 'deeplabv3plus')   # results written before torchvision teachers have no `teacher_arch`
@@ -30,6 +30,7 @@ def md_table(head:list, rows:list) -> str:
     line = lambda cells: '| ' + ' | '.join(map(str, cells)) + ' |'
     return '\n'.join([line(head), '|' + '---|' * len(head)] + [line(r) for r in rows])
 
+# %% ../nbs/04a_report.ipynb #b7808d27
 def paired_diff(rows:dict, a:str, b:str) -> dict:
     "mIoU of row `a` minus row `b` in points, paired by seed: mean, standard error (None for one seed) and seeds."
     ma, mb = ({r['seed']: r['miou'] for r in rows[k]['runs']} for k in (a, b))
@@ -62,6 +63,7 @@ def training_seconds(res:dict) -> float:
     "Training time of every stage of a `reproduce` result: teacher, translator, and each seed of both students (evaluation and figures aside)."
     return res['teacher']['seconds'] + res['translator']['seconds'] + sum(r['seconds'] for k in ('baseline', 'ka') for r in res[k]['runs'])
 
+# %% ../nbs/04a_report.ipynb #b219885a
 def plot_curves(history:dict):
     "Training loss, validation loss and validation mIoU per epoch for every stage that has them."
     import matplotlib.pyplot as plt
@@ -78,6 +80,7 @@ def plot_curves(history:dict):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/04a_report.ipynb #d72dda1f
 @torch.no_grad()
 def plot_predictions(dls, teacher, baseline, ka, n:int=4):
     "Rows of image, truth, teacher, baseline and KA predictions for the first `n` validation images."
@@ -99,6 +102,7 @@ def plot_predictions(dls, teacher, baseline, ka, n:int=4):
     fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(shown) > 6), 1, 1))
     return fig
 
+# %% ../nbs/04a_report.ipynb #88e9f404
 @torch.no_grad()
 def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend', 'foe')):
     "The paper's affinity figure for the first validation image: teacher code, baseline and KA student features."
@@ -113,3 +117,23 @@ def plot_affinities(dls, teacher, translator, baseline, ka, cls_names=('friend',
         _, f = net.eval().forward_with_feature(x)
         feats[name] = enc.eval().encode(f) if enc is not None else f
     return show_affinity(x[0].cpu(), {k: v.cpu() for k, v in feats.items()}, pos, mean=dls.mean, std=dls.std)
+
+# %% ../nbs/04a_report.ipynb #1bc1283c
+def plot_comparisons(comparisons:list, # dicts with `claim`, `delta`, `se` (points), `paper` (None: no claim), `paper_delta` (None: a direction only)
+                     ax=None, # the axes to draw on; a new figure if None
+                    ):
+    "Our paired differences ± 2 SE, green where they point the paper's way and red where not, beside the paper's figure or direction."
+    import matplotlib.pyplot as plt
+    cs = [c for c in comparisons if c.get('paper') is not None and c.get('delta') is not None]
+    if ax is None: _, ax = plt.subplots(figsize=(5, 0.5 * len(cs) + 1))
+    ys = list(range(len(cs)))[::-1]
+    for y, c in zip(ys, cs):
+        if c.get('paper_delta') is None: ax.barh(y, 1e3, left=0, height=.6, color='tab:green', alpha=.12, lw=0)   # the paper: ahead
+        else: ax.plot(c['paper_delta'], y, '*', color='black', ms=10)
+        ax.errorbar(c['delta'], y, xerr=2 * (c['se'] or 0), fmt='o', capsize=3, color='tab:green' if c.get('agrees', c['delta'] > 0) else 'tab:red')
+    lo, hi = min([c['delta'] - 2 * (c['se'] or 0) for c in cs] + [0]), max([c['delta'] + 2 * (c['se'] or 0) for c in cs] + [c.get('paper_delta') or 0 for c in cs])
+    ax.set_xlim(lo - .5, hi + .5); ax.axvline(0, color='gray', lw=.8)
+    ax.set_yticks(ys, [c['claim'].replace(' vs ', ' - ') for c in cs], fontsize=8)
+    ax.set_xlabel('difference in mIoU points (ours: ± 2 SE)', fontsize=8)
+    ax.set_title("against the paper: * its figure, shaded: the side it claims", fontsize=9)
+    return ax.figure

@@ -108,7 +108,7 @@ def distrib(learn:Learner, distributed:bool=None):
     if distributed is None: distributed = num_distrib() > 1
     return _distrib_ctx(learn) if distributed else nullcontext(learn)
 
-# %% ../nbs/00b_training.ipynb #801ae82f
+# %% ../nbs/00b_training.ipynb #466f19a3
 class EpochSeed(Callback):
     "Reseed every generator, and the training loader's, from `seed` and the epoch number at the start of each epoch."
     order = -20
@@ -119,6 +119,7 @@ class EpochSeed(Callback):
         dl = self.dls.train
         getattr(dl, 'dl', dl).rng = random.Random(s)   # under DDP the loader is wrapped in a DistributedDL
 
+# %% ../nbs/00b_training.ipynb #a95c3068
 def save_checkpoint(learn:Learner, path, with_opt:bool=True) -> Path:
     "`learn.model`'s weights (and the optimiser's state if `with_opt`) to the absolute `path`, atomically, as fastai's `save_model` lays them out."
     path = Path(path)
@@ -140,6 +141,7 @@ def load_checkpoint(learn:Learner, path, with_opt:bool=True):
             raise CheckpointError(f'{path} holds weights of another network: {str(e).splitlines()[0]}') from None
         raise CheckpointError(f'{path} cannot be read ({read_failure(e)})') from None
 
+# %% ../nbs/00b_training.ipynb #ef50cb91
 class EpochCheckpoint(Callback):
     "Each epoch's weights and optimiser state to `folder/last.pth` as soon as it has trained, its recorder row to `folder/state.json` once validated."
     order = Recorder.order + 15   # 65: after the Recorder and the callbacks that add training columns to its log (`KADistill`: 55)
@@ -177,6 +179,7 @@ class EpochCheckpoint(Callback):
 
 def _num(v): return None if v is None else float(v)
 
+# %% ../nbs/00b_training.ipynb #686e4ea8
 def check_train_batches(dl):
     "Raise `ValueError` if the training loader `dl` yields no batch (fewer images than one batch, the last one dropped)."
     if len(dl) == 0:
@@ -207,6 +210,7 @@ def history_table(state:dict) -> str:
     rows = [names] + [[str(i)] + ['' if v is None else f'{v:.6f}' for v in vs] for i, vs in enumerate(state.get('values', []))]
     return '\n'.join('  '.join(f'{x:<{w}}' for x, w in zip(r, widths)).rstrip() for r in rows)
 
+# %% ../nbs/00b_training.ipynb #4572840f
 def fit_resumable(learn:Learner, n_epoch:int, folder, seed:int=0, distributed:bool=None, log=None) -> dict:
     "Fit `learn` for `n_epoch` epochs with checkpoints in `folder`; resume or skip the stage from them. Returns its state; `log`, if given, gets a finished stage's recorded epochs (`history_table`)."
     if not (isinstance(n_epoch, int) and n_epoch >= 1): raise ValueError(f'a stage needs at least one epoch, got n_epoch={n_epoch!r}')

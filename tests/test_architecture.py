@@ -7,7 +7,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1]/'knowledge_adaptation'
 MODULES = {p.stem: p for p in PKG.glob('*.py') if p.stem not in ('__init__', '_modidx')}
 # What each layer may build on. The lower layers know nothing of training, the method or the pipeline.
-LOWER = {'files', 'cli', 'losses', 'models', 'features', 'metrics', 'transforms', 'datasets', 'scenes', 'digits', 'shapes', 'folder', 'data', 'testing'}
+LOWER = {'files', 'cli', 'gram', 'losses', 'models', 'features', 'metrics', 'transforms', 'datasets', 'scenes', 'digits', 'shapes', 'folder', 'data', 'testing'}
 UPPER = {'training', 'autoencoder', 'adapter', 'affinity', 'distill', 'report', 'complexity', 'presets', 'pipeline', 'runs', 'predict', 'ablations'}
 MAX_LINES = 310
 

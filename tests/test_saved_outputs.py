@@ -12,7 +12,8 @@ READING_ORDER = re.findall(r'-\s+(\S+\.ipynb)', (NBS/'sidebar.yml').read_text())
 
 # notebook -> {piece of a cell's source: the output it must hold}: 'image' (a figure), 'table' (markdown or a printed table)
 PROMISED = {
-    '00_losses': {'A = affinity_matrix(feat)[0] * h*w': 'image', "'../bench/affinity.py'": 'table'},
+    '00_losses': {'A = affinity_matrix(feat)[0] * h*w': 'image'},
+    '00d_gram': {"'../bench/affinity.py'": 'table'},
     '01_autoencoder': {"rows.append([f'OS{s}', t.strides": 'table', "print(f'{len(run.dls.valid.dataset)} validation images: teacher feature": 'text',
                        "axs[r, 2].imshow(rec[i, c]": 'image'},
     '02_adapter': {"rows.append([f'OS{s}', tuple(p_s.shape[1:])": 'table', "('ce', 'adapt', 'aff')": 'image'},
