@@ -7,7 +7,7 @@ fails stops the notebook and leaves the file as it was. Progress bars print with
 a terminal would show at the end is kept (the finished tables). Run `nbdev_clean` afterwards: CI checks the notebooks are
 clean, and nbdev_clean keeps outputs. The slow cells of 01-04 and 09 share the tutorial run in `nbs/ka_tutorial`: it trains
 once (over an hour on two cores) and is read back after, so run the notebooks one at a time."""
-import re, sys, time, warnings
+import re, subprocess, sys, time, warnings
 from pathlib import Path
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
@@ -59,4 +59,6 @@ def execute(path:Path):
     print(f'{path.name}: {time.time() - t0:.0f} s, {path.stat().st_size / 1e3:.0f} kB', flush=True)
 
 if __name__ == '__main__':
-    for p in sys.argv[1:]: execute(p)
+    if len(sys.argv) == 2: execute(sys.argv[1])
+    else:   # one process per notebook, as nbdev_test runs them: nothing one notebook does to a library's state reaches the next
+        for p in sys.argv[1:]: subprocess.run([sys.executable, __file__, p], check=True)
