@@ -63,9 +63,18 @@ def _input_format(model:nn.Module):
     cl = w is not None and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last)
     return torch.channels_last if cl else torch.contiguous_format
 
-def iter_predict(student:nn.Module, images, bs:int=8, device=None):
+def _forward(student:nn.Module, x:Tensor, pad_to:int) -> Tensor:
+    "The student's logits for `x`; a network that refuses the batch's size is named as such, with the way out."
+    try: return logits_of(student(x))   # a tensor, or torchvision's {'out': ...}
+    except torch.OutOfMemoryError: raise
+    except RuntimeError as e:
+        raise ValueError(f'the student failed on images of {x.shape[-2]}x{x.shape[-1]} (pad_to={pad_to}): {str(e).strip().splitlines()[0]}. '
+                         f'A network whose sides must divide by a number (a U-Net: 32) takes pad_to= that number (ka_predict --pad_to)') from None
+
+def iter_predict(student:nn.Module, images, bs:int=8, device=None, pad_to:int=1):
     "Yield `(index, image, mask)` for each of `images`, batch by batch (as `predict`); every image is read before the first batch."
     if bs < 1: raise ValueError(f'bs={bs}: a batch holds at least one image')
+    if not (isinstance(pad_to, int) and pad_to >= 1): raise ValueError(f'pad_to={pad_to!r}: a whole number of pixels, at least 1')
     images = list(images)
     sizes = [image_size(im) for im in images]
     dev = get_device(device)
@@ -74,16 +83,23 @@ def iter_predict(student:nn.Module, images, bs:int=8, device=None):
     with torch.inference_mode():
         for idx in size_batches(sizes, bs):
             ims = [as_image(images[i]) for i in idx]
-            x = tfms(tv_tensors.Image(torch.stack(ims).to(dev))).as_subclass(Tensor).contiguous(memory_format=fmt)
-            logits = logits_of(student(x))   # a tensor, or torchvision's {'out': ...}
+            x = tfms(tv_tensors.Image(torch.stack(ims).to(dev))).as_subclass(Tensor)
+            h, w = x.shape[-2:]   # padded bottom and right with 0, the mean colour once normalised, as validation pads
+            x = torch.nn.functional.pad(x, (0, -w % pad_to, 0, -h % pad_to)).contiguous(memory_format=fmt)
+            logits = _forward(student, x, pad_to)[..., :h, :w]
             masks = logits.argmax(1).to(torch.uint8 if logits.shape[1] <= 256 else torch.long).cpu()
             yield from zip(idx, ims, masks)
 
-def predict(student:nn.Module, images, bs:int=8, device=None) -> list:
-    "`(H, W)` label maps of `images` (file paths, PIL images or `(3, H, W)` uint8 tensors) by `student`, in their order."
+def predict(student:nn.Module, # a segmentation network: logits (B, n, H, W), a tensor or torchvision's {'out': ...}
+            images, # file paths, PIL images or (3, H, W) uint8 tensors, of any sizes
+            bs:int=8, # images per batch (images of the same size are batched together)
+            device=None, # 'cuda' or 'cpu'; None: cuda if there is a GPU
+            pad_to:int=1, # pad each image bottom and right to a multiple of this (a U-Net: 32); the masks keep the image's size
+           ) -> list:
+    "`(H, W)` label maps of `images` by `student`, in their order."
     images = list(images)
     out = [None] * len(images)
-    for i, _, m in iter_predict(student, images, bs, device): out[i] = m
+    for i, _, m in iter_predict(student, images, bs, device, pad_to): out[i] = m
     return out
 
 # %% ../nbs/04d_predict.ipynb #a7f46219
@@ -134,7 +150,7 @@ def read_student(path) -> nn.Module:
     return OnnxStudent(path) if path.suffix.lower() == '.onnx' else load_student(path)
 
 def write_predictions(student, images, out='ka_predictions', bs:int=8, device=None, alpha:float=0.5, palette=None,
-                      log=print) -> list:
+                      log=print, pad_to:int=1) -> list:
     "Write `NAME_mask.png` and `NAME_overlay.png` to `out` for the image file or folder `images`; returns the mask files."
     t0 = time.time()
     if not isinstance(student, nn.Module): student = read_student(student)
@@ -145,7 +161,7 @@ def write_predictions(student, images, out='ka_predictions', bs:int=8, device=No
         raise ValueError(f'--out {as_path(out)} holds the images to segment: write the masks and overlays to another folder')
     dev, out = get_device(device), resolve_dir(out)
     written = [None] * len(files)
-    for k, (i, img, mask) in enumerate(iter_predict(student, files, bs, dev)):
+    for k, (i, img, mask) in enumerate(iter_predict(student, files, bs, dev, pad_to)):
         f = files[i]
         written[i] = write_png(out/f'{f.stem}_mask.png', mask_image(mask, pal))
         write_png(out/f'{f.stem}_overlay.png', overlay(img, mask, pal, alpha))
@@ -164,10 +180,11 @@ def ka_predict(
     bs:int=8,                  # images per batch (images of the same size are batched together)
     device:str=None,           # cuda or cpu (default: cuda if there is a GPU)
     alpha:float=0.5,           # weight of the mask's colours in the overlay
+    pad_to:int=1,              # pad each image to a multiple of this many pixels (a U-Net: 32); masks keep the image's size
     debug:store_true=False,    # on an error, print the whole traceback (also: KA_DEBUG=1)
 ):
     "Segment images with a trained student: a mask and an overlay per image."
-    write_predictions(student, images, out, bs, device, alpha)
+    write_predictions(student, images, out, bs, device, alpha, pad_to=pad_to)
 
 # %% ../nbs/04d_predict.ipynb #95eaeb7a
 def _require(name:str):

@@ -119,4 +119,9 @@ def test_a_unet_from_another_library(tmp_path):
     with torch.no_grad(): ref = learn.student.eval()(x)
     torch.testing.assert_close(loaded(x), ref)
     assert [tuple(m.shape) for m in predict(loaded, [(torch.rand(3, 64, 96) * 255).to(torch.uint8)])] == [(64, 96)]
+    odd = (torch.rand(3, 50, 70) * 255).to(torch.uint8)
+    assert [tuple(m.shape) for m in predict(loaded, [odd])] == [(50, 70)]      # smp's U-Net takes any size; its FPN does not:
+    fpn = smp.FPN('resnet18', encoder_weights=None, classes=n)                # refused with the way out, then padded and cut back
+    with pytest.raises(ValueError, match=r'images of 50x70 \(pad_to=1\).*divisible by 32.*pad_to'): predict(fpn, [odd])
+    assert [tuple(m.shape) for m in predict(fpn, [odd], pad_to=32)] == [(50, 70)]
     torch.testing.assert_close(read_student(export_onnx(loaded, tmp_path/'unet.onnx'))(x), ref, rtol=1e-3, atol=1e-4)
