@@ -99,7 +99,7 @@ class KADistill(Callback):
         return (align_to(f, z), z) if self.grid == 'code' else (f, align_to(z, f))
 
     def _term(self, k:str) -> Tensor:
-        "Term `k` in float32, also in mixed precision: the gram form of L_aff loses digits to cancellation in half precision (`00_losses`)."
+        "Term `k` in float32, also in mixed precision: the gram form of L_aff loses digits to cancellation in half precision (`00d_gram`)."
         dev = self.pred.device.type
         with (torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else nullcontext()): return self._term32(k)
 
