@@ -85,9 +85,9 @@ def main():
     a = p.parse_args()
     if a.child:
         impl, m, c, reps, acc = a.child; return child(impl, int(m), int(c), int(reps), acc)
-    import torch, platform
-    print(f'# affinity loss, forward+backward, batch 1, c={a.c}; torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores')
+    import torch
+    from _machine import machine
+    print(f'# affinity loss, forward+backward, batch 1, c={a.c}; {machine()}')
     print('| m | dense s | dense extra MiB | gram (auto) s | gram (auto) extra MiB | gram f64 s | speed-up | memory ratio | max rel diff, float32 / float64 inputs |')
     print('|---|---|---|---|---|---|---|---|---|')
     for m in a.m:

@@ -2,8 +2,8 @@
 
 Usage:  python bench/data.py [--batches 40] [--bs 8] [--crops 96 128] [--workers 0 2]
 
-The loader must not be the bottleneck of a CPU training step: a stride-16 MobileNetV2 student trains at about
-80 images/s at 128x128 on the reference 2-core machine (the knowledge-adaptation step is slower). Each row reports
+The loader must not be the bottleneck of a CPU training step: compare its rate with the student step's images/s that
+`bench/step.py` measures on the same machine (the knowledge-adaptation step is slower). Each row reports
 the steady-state rate (from the first batch to the last, after worker start-up) and the start-up time of a pass
 (`iter` to the first batch: forking workers and the first batches). The VOC fixture is written to a temporary folder:
 VOC-sized JPEGs (about 500x375) with palette PNG masks, in VOC's layout.
@@ -59,7 +59,6 @@ def main():
                     rows.append((name, crop, nw, rate, start))
                     print(f'{name:7s} crop {crop:4d}  workers {nw}  {rate:7.1f} images/s  (start-up {start:.2f} s)',
                           flush=True)
-    print('\nReference: MobileNetV2 OS16 student step ~80 images/s at 128x128 on this machine (more shared load: less).')
 
 
 if __name__ == '__main__': main()

@@ -23,10 +23,11 @@ The affinity rows time `affinity_loss(fs, ft, impl=...)` forward + backward on (
 (--affinity_hw, default 128x256: a 1024x2048 image at stride 8); dense builds two m x m matrices (m = h*w: 4 GiB each
 at the default), gram works from 256 x 256 Gram matrices. A row that runs out of memory says so and the next one runs;
 one that fails otherwise prints its traceback to stderr, the others still run, and the exit status is 1."""
-import argparse, gc, platform, statistics, sys, time, traceback
+import argparse, gc, statistics, sys, time, traceback
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
+from _machine import machine, cpu_name   # bench/_machine.py: the processor named the same way by every script
 from torch.utils.data import Dataset, TensorDataset
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
@@ -137,7 +138,7 @@ def machine(device) -> str:
         p = torch.cuda.get_device_properties(device)
         s += (f'CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, {p.name}, {p.total_memory / 2**30:.1f} GiB, '
               f'TF32 conv {torch.backends.cudnn.allow_tf32} / matmul {torch.backends.cuda.matmul.allow_tf32}')
-    else: s += f'CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads'
+    else: s += f'CPU ({cpu_name()}), {torch.get_num_threads()} threads'
     return s
 
 def main(argv=None):

@@ -20,6 +20,7 @@ import argparse, copy, importlib.util, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
+from _machine import machine   # bench/_machine.py: the processor named the same way by every script
 from knowledge_adaptation.models import DeepLabV3Plus, MobileNetV2Seg, fuse_bn_, prepare_for_inference
 from knowledge_adaptation.complexity import count_complexity
 
@@ -85,7 +86,7 @@ def main(argv=None):
     torch.manual_seed(0)
     x = torch.randn(1, 3, a.size, a.size)
     print(f'# CPU latency, batch 1, {a.size}x{a.size}, median of {a.runs} runs after {a.warmup} warm-up; '
-          f'torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN (mkldnn) '
+          f'{machine()}, oneDNN (mkldnn) '
           f'{"on" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else "off"}'
           + (f'; onnxruntime {importlib.import_module("onnxruntime").__version__}' if 'onnx' in tricks else '') + '\n')
     res, macs = {}, {}

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
+from _machine import machine   # bench/_machine.py: the processor named the same way by every script
 from fastai.callback.core import Callback, CancelFitException
 from fastai.torch_core import set_seed
 from knowledge_adaptation.data import seg_dls
@@ -86,7 +87,7 @@ def main():
         for k, learn in learners.items(): times[k] += time_learner(learn, a.steps, a.warmup)
     res = {k: statistics.median(v) for k, v in times.items()}
     print(f'# {cfg.name} ({cfg.dataset}), student at OS{a.stride}, training step, crop {a.crop}, batch {a.bs}, code at output stride {teacher.feature_stride * tr.stride}, '
-          f'{"channels-last" if cfg.channels_last else "contiguous"} networks, {torch.get_num_threads()} threads, '
+          f'{"channels-last" if cfg.channels_last else "contiguous"} networks, {machine()}, '
           f'median of {a.rounds} x {a.steps} steps')
     print('| what | seconds per step | images/s |')
     print('|---|---|---|')
