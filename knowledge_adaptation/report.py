@@ -131,7 +131,7 @@ def plot_comparisons(comparisons:list, # dicts with `claim`, `delta`, `se` (poin
         if c.get('paper_delta') is None: ax.barh(y, 1e3, left=0, height=.6, color='tab:green', alpha=.12, lw=0)   # the paper: ahead
         else: ax.plot(c['paper_delta'], y, '*', color='black', ms=10)
         ax.errorbar(c['delta'], y, xerr=2 * (c['se'] or 0), fmt='o', capsize=3, color='tab:green' if c.get('agrees', c['delta'] > 0) else 'tab:red')
-    lo, hi = min([c['delta'] - 2 * (c['se'] or 0) for c in cs] + [0]), max([c['delta'] + 2 * (c['se'] or 0) for c in cs] + [c.get('paper_delta') or 0 for c in cs])
+    lo, hi = min([c['delta'] - 2 * (c['se'] or 0) for c in cs] + [0]), max([c['delta'] + 2 * (c['se'] or 0) for c in cs] + [c.get('paper_delta') or 0 for c in cs] + [0])
     ax.set_xlim(lo - .5, hi + .5); ax.axvline(0, color='gray', lw=.8)
     ax.set_yticks(ys, [c['claim'].replace(' vs ', ' - ') for c in cs], fontsize=8)
     ax.set_xlabel('difference in mIoU points (ours: ± 2 SE)', fontsize=8)
