@@ -27,7 +27,7 @@ import argparse, gc, statistics, sys, time, traceback
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
-from _machine import machine, cpu_name   # bench/_machine.py: the processor named the same way by every script
+from _machine import cpu_name   # bench/_machine.py: the processor named the same way by every script
 from torch.utils.data import Dataset, TensorDataset
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.fp16 import MixedPrecision

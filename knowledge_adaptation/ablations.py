@@ -23,7 +23,7 @@ from .pipeline import (reproduce, run_data, teacher_stage, train_translator, tra
                                            code_stride, build_teacher, data_identity)
 from .distill import BETA, terms_need_code
 from .training import evaluate
-from .report import md_table, teacher_name, student_name, paired_diff, plot_comparisons
+from .report import md_table, teacher_name, student_name, paired_diff, fmt_diff, plot_comparisons
 from contextlib import nullcontext
 from .files import as_path, resolve_dir, write_json, write_text, save_figure, read_json, folder_lock, shown
 
@@ -177,14 +177,10 @@ def ablation_results(out, names:list, seeds:int, cfg:Preset, dls) -> dict:
     return res
 
 # %% ../nbs/05_ablations.ipynb #d89d5d6c
-def _fmt_diff(d:dict, unit:str=' mIoU points') -> str:
-    if d['delta'] is None: return 'n/a'
-    return f"{d['delta']:+.1f}" + (f" ± {d['se']:.1f}" if d['se'] is not None else '') + unit
-
 def _claim(rows:dict, claim:str, a:str, b:str, paper:str=None, measured:str=None, **extra) -> dict:
     "Row `a` against row `b`: the paired difference, whether it points the paper's way and whether it is beyond 2 SE."
     d = paired_diff(rows, a, b)
-    return dict(claim=claim, measured=measured or _fmt_diff(d), paper=paper, **d, **extra,
+    return dict(claim=claim, measured=measured or fmt_diff(d), paper=paper, **d, **extra,
                 agrees=None if paper is None or d['delta'] is None else d['delta'] > 0,
                 clear=None if d['se'] is None else abs(d['delta']) > 2 * d['se'])
 
@@ -236,7 +232,7 @@ def ablation_markdown(res:dict) -> str:
         miou = pct(r['miou']) + (f" ± {100 * r['miou_std']:.1f}" if n > 1 else '') + ('' if n == s else f' ({n} seeds)')
         terms = ' + '.join(r['terms']) or '-'
         if 'kd' in r['terms']: terms += f" (T = {r['T']:g})"
-        delta = _fmt_diff(r['vs_baseline'], '') if r['vs_baseline'] else ''
+        delta = fmt_diff(r['vs_baseline'], '') if r['vs_baseline'] else ''
         rows.append([r['group'], r['label'], r['stride'], terms, miou, delta, f"{r['gmacs']:.3f}", f"{r['params_m']:.2f}",
                      f"{r['seconds']:.0f}", PAPER_NOTES.get(name, '')])
     d = res['dataset']
